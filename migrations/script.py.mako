@@ -1,0 +1,1 @@
+../src/fundtrail/cases/migrations/script.py.mako
