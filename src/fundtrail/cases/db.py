@@ -1,0 +1,191 @@
+"""Opening the case database, running its migrations, and one transaction per operation.
+
+The database is ``HOME/cases.sqlite`` unless ``FUNDTRAIL_DATABASE_URL`` names another (PostgreSQL in
+production). Its schema comes only from the Alembic migrations shipped in
+``fundtrail/cases/migrations``: :func:`upgrade` runs them (``fundtrail db upgrade``). The embedded
+SQLite file is upgraded on first use; a PostgreSQL database that is behind is an error telling to run
+``fundtrail db upgrade``, so that production schema changes happen on purpose.
+
+SQLite transactions begin with ``BEGIN IMMEDIATE``: every operation writes (at least its audit
+record), so taking the write lock up front avoids two writers deadlocking on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from fundtrail.errors import ConflictError, InputError, SourceUnavailableError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DATABASE_URL_ENV = "FUNDTRAIL_DATABASE_URL"
+
+
+def database_url(home: Path) -> str:
+    """``$FUNDTRAIL_DATABASE_URL``, else the SQLite file ``HOME/cases.sqlite``."""
+    url = os.environ.get(DATABASE_URL_ENV)
+    if url:
+        return url
+    return f"sqlite:///{Path(home).resolve() / 'cases.sqlite'}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is reported as given, it holds no parsed password
+        return url.split("@")[-1]
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets foreign keys, a busy timeout and immediate transactions."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _alembic_config(connection: Any = None) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration revision this code ships."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Run the migrations up to ``revision``; returns (revision before, revision after)."""
+    from alembic import command
+
+    before = current_revision(engine)
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), revision)
+    after = current_revision(engine)
+    log.info("case database upgraded from %s to %s", before, after)
+    return before, after or ""
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Run the migrations down to ``revision`` (``base`` for an empty database)."""
+    from alembic import command
+
+    with engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), revision)
+
+
+class CaseDB:
+    """The case database: an engine and a session factory."""
+
+    def __init__(self, engine: Engine, home: Path) -> None:
+        self.engine = engine
+        self.home = Path(home)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, home: Path, url: str | None = None, *, auto_upgrade: bool | None = None) -> CaseDB:
+        """Open the home's case database, checking (or, for SQLite, bringing) its schema up to date."""
+        url = url or database_url(home)
+        engine = make_engine(url)
+        try:
+            current = current_revision(engine)
+        except OperationalError as error:
+            engine.dispose()
+            raise SourceUnavailableError(
+                redact(url), f"cannot open the case database: {error.orig}"
+            ) from None
+        head = head_revision()
+        if current != head:
+            if auto_upgrade is None:
+                auto_upgrade = engine.dialect.name == "sqlite"
+            if not auto_upgrade:
+                engine.dispose()
+                raise InputError(
+                    f"the case database {redact(url)} is at revision {current or 'none (empty)'}, "
+                    f"this version needs {head}: run `fundtrail db upgrade`"
+                )
+            upgrade(engine)
+        return cls(engine, home)
+
+    def session(self) -> Session:
+        """A new session (the caller manages its transaction)."""
+        return self._sessions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back (nothing written) on any error."""
+        session = self._sessions()
+        try:
+            with session.begin():
+                yield session
+        except StaleDataError:
+            raise ConflictError(
+                "the record was changed by someone else meanwhile; reload it and try again"
+            ) from None
+        except SAIntegrityError as error:
+            raise ConflictError(f"conflicting write: {error.orig}") from None
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> CaseDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def ping(engine: Engine) -> None:
+    """Run a trivial query (connectivity check)."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))

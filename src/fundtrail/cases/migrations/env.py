@@ -1,0 +1,79 @@
+"""Alembic environment of the case database.
+
+Run programmatically by :func:`fundtrail.cases.db.upgrade` (which passes an open connection in
+``config.attributes["connection"]``), or by ``alembic`` with the repository's ``alembic.ini``; then the
+database is ``-x url=...``, else ``$FUNDTRAIL_DATABASE_URL``, else ``sqlalchemy.url`` of the ini file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from alembic import context
+
+from fundtrail.cases.models import Base
+
+# Other layers keep tables in the case database (with their migrations in this same chain); their models
+# join Base.metadata when imported, so that autogenerate compares the whole schema.
+MODEL_MODULES = ("fundtrail.api.models", "fundtrail.sharing.models")
+for _module in MODEL_MODULES:
+    try:
+        importlib.import_module(_module)
+    except ImportError:  # an optional layer that is not installed
+        pass
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get("FUNDTRAIL_DATABASE_URL")
+    url = url or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("no database: pass -x url=..., set FUNDTRAIL_DATABASE_URL, or sqlalchemy.url")
+    return url
+
+
+def run_offline() -> None:
+    """Emit the SQL instead of running it (``alembic upgrade head --sql``)."""
+    url = _url()
+    context.configure(
+        url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=url.startswith("sqlite")
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_online() -> None:
+    """Run the migrations on a connection (given, or made from the URL)."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    from fundtrail.cases.db import make_engine
+
+    engine = make_engine(_url())
+    try:
+        with engine.connect() as conn:
+            context.configure(
+                connection=conn,
+                target_metadata=target_metadata,
+                render_as_batch=conn.dialect.name == "sqlite",
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    run_offline()
+else:
+    run_online()
