@@ -1,0 +1,657 @@
+"""Pydantic schemas at the API's edge: request bodies, response documents, problem details.
+
+Amounts are strings of base units (exact integers), as everywhere in FundTrail. Response documents that
+the analysis services build declare their main fields and allow more (``extra="allow"``), so that a
+service adding a field does not break the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+MAX_PAGE = 500
+"""The largest ``limit`` any list accepts."""
+
+Amount = str
+"""An exact amount: a string of base units (satoshi, wei)."""
+
+
+class Open(BaseModel):
+    """A response document that may carry more fields than it declares."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Strict(BaseModel):
+    """A request body: unknown fields are refused, naming them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------------------------------ problems
+
+
+class FieldProblem(BaseModel):
+    """One bad field of a request."""
+
+    field: str = Field(description="The field, dotted for nested ones (``seeds.0``).")
+    location: str = Field(description="Where the field is: body, query, path or header.")
+    message: str
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457 problem details)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "content": {"application/problem+json": {}},
+          "description": "Not possible in the current state, or someone else changed it meanwhile."}}
+"""The documented 409 answer of routes that change state."""
+
+# ------------------------------------------------------------------------------------------ pages
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: ``items``, the ``total`` count and how to get the next page."""
+
+    items: list[T]
+    total: int = Field(description="How many items the whole list holds.")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="The offset of the next page; null on the last page.")
+
+
+def page_of(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
+    """A page document for ``items`` (already cut to ``limit`` from ``offset``)."""
+    following = offset + len(items)
+    return {"items": items, "total": total, "limit": limit, "offset": offset,
+            "next_offset": following if following < total else None}
+
+
+# ------------------------------------------------------------------------------------------ auth
+
+
+class LoginRequest(Strict):
+    """A user name and password."""
+
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class TokenIssued(BaseModel):
+    """A new token; ``token`` is shown this once and stored only as a hash."""
+
+    token: str
+    token_type: Literal["bearer"] = "bearer"
+    id: str
+    name: str
+    kind: str
+    expires_at: str | None
+
+
+class TokenInfo(BaseModel):
+    """A token as listed (never its secret)."""
+
+    id: str
+    name: str
+    kind: str
+    username: str
+    prefix: str = Field(description="The first characters of the token, to recognise it.")
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+    last_used_at: str | None
+    active: bool
+
+
+class TokenCreate(Strict):
+    """A request for a new API token."""
+
+    name: str = Field(min_length=1, max_length=100, description="What the token is for.")
+    expires_in_days: int = Field(default=90, ge=1, le=366)
+    username: str | None = Field(default=None, max_length=200,
+                                 description="Admins only: the user the token is for (default: yourself).")
+
+
+class Me(BaseModel):
+    """The signed-in user."""
+
+    username: str
+    role: str
+    unit: str | None
+    jurisdiction: str | None
+    display_name: str | None = None
+    permissions: list[str]
+
+
+class OidcLogin(Strict):
+    """An OpenID Connect ID token from the configured issuer."""
+
+    id_token: str = Field(min_length=10, max_length=20000)
+
+
+class UserInfo(BaseModel):
+    """A user as the admin sees it."""
+
+    model_config = ConfigDict(extra="allow")
+    username: str
+    role: str
+    unit: str | None
+    jurisdiction: str | None
+    active: bool
+    has_password: bool
+
+
+class PasswordSet(Strict):
+    """A new password (at least 12 characters)."""
+
+    password: str = Field(min_length=12, max_length=1000)
+
+
+# ------------------------------------------------------------------------------------------ chain
+
+
+class ChainSummary(Open):
+    """What the chain store holds for one chain."""
+
+    chain: str
+    blocks: int
+    min_height: int | None
+    max_height: int | None
+    txs: int
+    addresses: int
+
+
+class AssetActivity(BaseModel):
+    """Received, sent and balance of one asset."""
+
+    asset: str
+    received: Amount
+    sent: Amount
+    balance: Amount
+
+
+class AddressDocument(Open):
+    """An address: activity per asset, and (when computed) its cluster, tags, sanctions, exposure, risk."""
+
+    chain: str
+    address: str
+    balance: Amount
+    received: Amount
+    sent: Amount
+    tx_count: int
+    first_seen: int | None
+    last_seen: int | None
+    assets: list[AssetActivity]
+    cluster: dict[str, Any] | None = None
+    tags: list[dict[str, Any]] | None = None
+    sanctions: dict[str, Any] | None = None
+    exposure: dict[str, Any] | None = None
+    risk: dict[str, Any] | None = None
+
+
+class RiskDocument(Open):
+    """The risk of an address: level, score, the indicators that fired with their evidence, notes."""
+
+    chain: str
+    address: str
+    level: str
+    score: float | int
+    indicators: list[dict[str, Any]]
+    notes: list[str]
+
+
+class TagsDocument(BaseModel):
+    """Tags that apply to an address (directly or through its cluster)."""
+
+    chain: str
+    address: str
+    tags: list[dict[str, Any]]
+
+
+class TagPackInfo(Open):
+    """An imported TagPack."""
+
+    uri: str
+    kind: str | None = None
+    title: str | None = None
+    creator: str | None = None
+    tags: int | None = None
+
+
+class ClusterMember(BaseModel):
+    """One address of a cluster and why it is in it."""
+
+    address: str
+    address_id: int
+    reason: str | None
+
+
+class ClusterDocument(Open):
+    """The cluster of an address, with one page of its members."""
+
+    chain: str
+    address: str
+    cluster_id: int
+    cluster_address: str | None
+    size: int
+    reasons: dict[str, int]
+    limit: int
+    offset: int
+    next_offset: int | None
+    members: list[ClusterMember]
+
+
+class TransactionDocument(Open):
+    """A transaction with its inputs and outputs (UTXO chains) or transfers (account chains)."""
+
+    chain: str
+    txid: str
+    height: int | None
+    block_hash: str | None
+    time: int | None
+    fee: Amount | None
+
+
+# ------------------------------------------------------------------------------------------ traces
+
+
+class TraceOptions(Strict):
+    """What to trace and how; values in base units, times in Unix seconds."""
+
+    chain: str = Field(min_length=1, max_length=16, examples=["btc"])
+    seeds: list[str] = Field(min_length=1, max_length=100,
+                             description="Addresses, txids or txid:n outputs to trace from.")
+    direction: Literal["forward", "backward"] = "forward"
+    policy: Literal["haircut", "poison", "fifo"] = "haircut"
+    max_hops: int = Field(default=6, ge=0, le=50)
+    min_value: int = Field(default=0, ge=0, le=10**38 - 1)
+    since: int | None = Field(default=None, ge=0, le=2**40)
+    until: int | None = Field(default=None, ge=0, le=2**40)
+    asset: str | None = Field(default=None, max_length=100)
+    stop_at_services: bool = True
+    hub_degree: int = Field(default=500, ge=1, le=1_000_000)
+    follow_change: bool = True
+
+    def trace_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`fundtrail.analysis.tracing.trace_funds`."""
+        return {"direction": self.direction, "policy": self.policy, "max_hops": self.max_hops,
+                "min_value": self.min_value, "since": self.since, "until": self.until, "asset": self.asset,
+                "stop_at_services": self.stop_at_services, "hub_degree": self.hub_degree,
+                "follow_change": self.follow_change}
+
+
+class TraceRequest(TraceOptions):
+    """A trace to run now (or in the background), possibly for a case."""
+
+    case: str | None = Field(default=None, max_length=100,
+                             description="The case the trace is for (recorded in its audit trail).")
+    background: bool = Field(default=False, description="Answer 202 with a job at once instead of waiting.")
+
+
+class TraceDocument(Open):
+    """A finished trace: endpoints, flows, where it stopped, totals (the ``fundtrail trace`` document)."""
+
+    chain: str
+    policy: str
+    direction: str
+    seeds: list[str]
+    parameters: dict[str, Any]
+    endpoints: list[dict[str, Any]]
+    flows: list[dict[str, Any]]
+    stopped: list[dict[str, Any]]
+    totals: dict[str, Any]
+
+
+class PathRequest(Strict):
+    """Find value-carrying paths between two addresses."""
+
+    chain: str = Field(min_length=1, max_length=16, examples=["btc"])
+    source: str = Field(min_length=1, max_length=200)
+    target: str = Field(min_length=1, max_length=200)
+    max_hops: int = Field(default=6, ge=1, le=20)
+    min_value: int = Field(default=0, ge=0, le=10**38 - 1)
+    since: int | None = Field(default=None, ge=0, le=2**40)
+    until: int | None = Field(default=None, ge=0, le=2**40)
+    hub_degree: int = Field(default=500, ge=1, le=1_000_000)
+    limit: int = Field(default=10, ge=1, le=100)
+    background: bool = False
+
+
+class PathsDocument(Open):
+    """The paths found from ``source`` to ``target``."""
+
+    chain: str
+    source: str
+    target: str
+    parameters: dict[str, Any]
+    found: int
+    paths: list[dict[str, Any]]
+
+
+class JobAccepted(BaseModel):
+    """Work that continues in the background; poll ``location``."""
+
+    job_id: str
+    kind: str
+    status: str
+    location: str
+
+
+class JobDocument(BaseModel):
+    """A background job: its status and, when done, its result (or the problem that stopped it)."""
+
+    job_id: str
+    kind: str
+    status: Literal["running", "done", "failed"]
+    created_at: str
+    finished_at: str | None
+    result: dict[str, Any] | None = None
+    problem: dict[str, Any] | None = None
+
+
+# ------------------------------------------------------------------------------------------ cases
+
+Severity = Literal["low", "medium", "high", "critical"]
+CaseStatusName = Literal["open", "active", "suspended", "closed"]
+Reason = Field(default=None, min_length=1, max_length=1000,
+               description="Why you make this change; kept in the audit log (or send the X-Reason header).")
+
+
+class CaseSummary(Open):
+    """A case as listed, with its next deadline."""
+
+    number: str
+    title: str
+    status: str
+    severity: str
+    jurisdiction: str
+    unit: str
+    lead_agency: str | None = None
+    legal_hold: bool = False
+    created_at: Any = None
+    version: int
+    next_deadline: str | None = Field(default=None, description="The earliest due date of its open requests.")
+    overdue: bool = False
+
+
+class CaseDocument(Open):
+    """A case with its people, tasks, subjects, evidence, requests and recovery entries."""
+
+    number: str
+    title: str
+    status: str
+    severity: str
+    jurisdiction: str
+    unit: str
+    version: int
+    subjects: list[dict[str, Any]]
+    evidence: list[dict[str, Any]]
+    requests: list[dict[str, Any]]
+    ledger: list[dict[str, Any]]
+
+
+class CaseCreate(Strict):
+    """A new case; the opener becomes its lead."""
+
+    title: str = Field(min_length=1, max_length=300)
+    severity: Severity = "medium"
+    jurisdiction: str | None = Field(default=None, min_length=2, max_length=2,
+                                     description="ISO 3166-1 alpha-2 (default: yours).")
+    unit: str | None = Field(default=None, min_length=1, max_length=200, description="Default: yours.")
+    lead_agency: str | None = Field(default=None, max_length=200)
+    offence: str | None = Field(default=None, max_length=300)
+    summary: str | None = Field(default=None, max_length=20000)
+    reason: str | None = Reason
+
+
+class CaseUpdate(Strict):
+    """Changes to a case; ``expected_version`` refuses the change if someone else changed it meanwhile."""
+
+    expected_version: int | None = Field(default=None, ge=1, le=2**31)
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    severity: Severity | None = None
+    offence: str | None = Field(default=None, max_length=300)
+    summary: str | None = Field(default=None, max_length=20000)
+    status: CaseStatusName | None = None
+    reason: str | None = Reason
+
+
+class Subject(Open):
+    """A subject of a case: an address, transaction, person, company or exchange account."""
+
+    id: int
+    kind: str
+    chain: str | None
+    value: str
+    label: str | None = None
+    role: str | None = None
+    asset: str | None = None
+    amount: Amount | None = None
+
+
+class SubjectCreate(Strict):
+    """A new subject; the answer says which other cases already hold it (deconfliction)."""
+
+    kind: Literal["address", "transaction", "person", "company", "exchange_account"]
+    value: str = Field(min_length=1, max_length=300)
+    chain: str | None = Field(default=None, min_length=1, max_length=16)
+    label: str | None = Field(default=None, max_length=300)
+    role: str | None = Field(default=None, max_length=40, description="e.g. victim, suspect, cash-out")
+    asset: str | None = Field(default=None, max_length=100)
+    amount: str | None = Field(default=None, pattern=r"^[0-9]{1,78}$", description="Base units, digits only.")
+    source: str | None = Field(default=None, max_length=300)
+    reason: str | None = Reason
+
+
+class SubjectAdded(BaseModel):
+    """The subject added, and the other cases of the agency that hold it too."""
+
+    subject: Subject
+    deconfliction: list[dict[str, Any]]
+
+
+# ------------------------------------------------------------------------------------------ requests
+
+
+class RequestSummary(Open):
+    """A legal request as listed."""
+
+    number: str
+    case: str
+    type: str
+    state: str
+    recipient: str
+    answer_due: Any = None
+    hold_until: Any = None
+
+
+class RequestDocument(Open):
+    """A legal request with its subjects and history (every transition: from, to, by, when, why)."""
+
+    number: str
+    case: str
+    type: str
+    state: str
+    instrument: str
+    recipient: str
+    author: str
+    approved_by: str | None
+    answer_due: Any = None
+    hold_until: Any = None
+    version: int
+    history: list[dict[str, Any]]
+    actions: list[str] = Field(default_factory=list, description="What can happen to it next.")
+
+
+class RequestDraft(Strict):
+    """A new request on a case: preservation, freeze, disclosure or mutual legal assistance."""
+
+    type: Literal["preservation", "freeze", "disclosure", "mla"]
+    recipient: str = Field(min_length=1, max_length=300,
+                           description="Who receives it (an exchange, an agency).")
+    recipient_jurisdiction: str | None = Field(default=None, min_length=2, max_length=2)
+    recipient_contact: str | None = Field(default=None, max_length=2000)
+    instrument: str | None = Field(default=None, max_length=64,
+                                   description="The governing instrument (default: the type's).")
+    agreement: str | None = Field(default=None, max_length=100)
+    language: str = Field(default="en", min_length=2, max_length=10)
+    subject_matter: str | None = Field(default=None, max_length=2000)
+    facts: str | None = Field(default=None, max_length=20000)
+    measures: str | None = Field(default=None, max_length=5000)
+    evidence: str | None = Field(default=None, max_length=64, description="An evidence item to attach.")
+    subjects: list[int] | None = Field(default=None, max_length=200,
+                                       description="Subject ids (default: the case's on-chain subjects).")
+    reason: str | None = Reason
+
+
+class ReasonBody(Strict):
+    """Why you do this; kept in the audit log (or send the X-Reason header)."""
+
+    reason: str | None = Reason
+
+
+class RequestStep(Strict):
+    """Why you take this step (kept in the request's history and the audit log), and the outcome."""
+
+    reason: str | None = Reason
+    outcome: str | None = Field(default=None, max_length=5000,
+                                description="For answer and refuse: what the recipient said or did.")
+
+
+class DueItem(Open):
+    """A deadline that is overdue or due soon."""
+
+    request: str
+    case: str
+    type: str
+    state: str
+    recipient: str
+    deadline: str
+    due: str
+    status: str
+    days_left: int
+
+
+# ------------------------------------------------------------------------------------------ evidence
+
+
+class EvidenceSummary(Open):
+    """An evidence item as listed."""
+
+    id: str
+    title: str
+    version: int
+
+
+class EvidenceDocument(Open):
+    """An evidence item: its files' hashes, signature, parameters and chain of custody."""
+
+    id: str
+    case: str
+    kind: str
+    title: str
+    version: int
+    tagmanifest_sha256: str
+    signature: dict[str, Any]
+    custody: list[dict[str, Any]]
+
+
+class EvidenceCheckDocument(Open):
+    """What verifying an evidence item found."""
+
+    evidence: str
+    ok: bool
+    signature_ok: bool
+    files: list[dict[str, Any]]
+    problems: list[str]
+
+
+class PreserveRequest(TraceOptions):
+    """Trace and preserve the trace as evidence of the case (a signed BagIt package)."""
+
+    title: str | None = Field(default=None, max_length=300)
+    description: str | None = Field(default=None, max_length=5000)
+    add_subjects: bool = Field(default=False, description="Add the trace's endpoints as subjects.")
+    reason: str | None = Reason
+
+
+# ------------------------------------------------------------------------------------------ recovery
+
+
+class LedgerEntry(Open):
+    """An amount frozen, seized, forfeited or returned, with its legal basis."""
+
+    id: int
+    case: str
+    kind: str
+    chain: str
+    asset: str
+    amount: Amount
+    jurisdiction: str
+
+
+class LedgerEntryCreate(Strict):
+    """A new ledger entry; it needs its legal basis: a request of the case or a court order."""
+
+    kind: Literal["frozen", "seized", "forfeited", "returned"]
+    chain: str = Field(min_length=1, max_length=16)
+    amount: str = Field(pattern=r"^[0-9]{1,78}$", description="Base units (satoshi, wei), digits only.")
+    asset: str = Field(default="native", min_length=1, max_length=100)
+    jurisdiction: str | None = Field(default=None, min_length=2, max_length=2)
+    holder: str | None = Field(default=None, max_length=300, description="Who holds the assets now.")
+    request: str | None = Field(default=None, max_length=40, description="The request behind it.")
+    court_order: str | None = Field(default=None, max_length=300, description="Or the court order behind it.")
+    note: str | None = Field(default=None, max_length=5000)
+    reason: str | None = Reason
+
+
+class ReportRow(Open):
+    """A total of the public recovery report, per kind, chain, asset and jurisdiction."""
+
+    kind: str
+    chain: str
+    asset: str
+    jurisdiction: str
+    amount: Amount
+    amount_display: str
+    cases: int
+    entries: int
+
+
+# ------------------------------------------------------------------------------------------ audit
+
+
+class AuditRecordDoc(Open):
+    """One record of the audit log."""
+
+    seq: int
+    at: str
+    actor: str
+    action: str
+    object_type: str
+    object_id: str | None
+    case_number: str | None
+    reason: str | None
+
+
+class AuditVerification(Open):
+    """Whether the audit chain is intact, and the first bad record when it is not."""
+
+    intact: bool
+    records: int
+    checkpoints: int
+    first_bad_record: int | None
+    problem: str | None
