@@ -12,11 +12,11 @@ and traces, which touch no case data, are for the analysing roles (:data:`CHAIN_
 role            may
 ==============  ======================================================================================
 analyst         chain look-ups and traces; read the cases of their unit
-investigator    as analyst; open and edit cases and subjects, draft requests, preserve evidence,
-                record recoveries
+investigator    as analyst; open and edit cases and subjects, draft requests, send approved ones and
+                record the answers, preserve evidence, record recoveries
 supervisor      as investigator; approve the requests of their unit (never their own); hold and close
 auditor         read the cases of their jurisdiction (all units); the audit log
-liaison         read the cases of their jurisdiction; send requests and record the answers
+liaison         read the cases of their jurisdiction; send approved requests and record the answers
 admin           users and tokens; no case content unless assigned to the case
 ==============  ======================================================================================
 """

@@ -1,0 +1,163 @@
+"""``fundtrail cluster`` and ``fundtrail patterns``: address clusters, CoinJoins and peel chains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from fundtrail.analysis.change import detect_change
+from fundtrail.analysis.clustering import cluster_addresses, describe_cluster
+from fundtrail.analysis.coinjoin import detect_patterns, has_table, list_patterns, patterns_current
+from fundtrail.cli.common import (
+    DEFAULT_HOME,
+    FormatOpt,
+    HomeOpt,
+    OutputFormat,
+    console,
+    handle_errors,
+    print_json,
+    progress,
+)
+from fundtrail.domain.chains import get_chain
+from fundtrail.domain.patterns import Pattern, PatternRule
+from fundtrail.store import ChainStore
+
+ChainOpt = Annotated[str, typer.Option("--chain", "-c", help="Chain name (btc, ltc, eth ...).")]
+
+app = typer.Typer(help="Cluster addresses (co-spend, optionally change) and show a cluster.",
+                  invoke_without_command=True)
+
+
+@app.callback()
+@handle_errors
+def cluster(ctx: typer.Context, chain: ChainOpt = "btc",
+            with_change: Annotated[bool, typer.Option(
+                "--with-change", help="Also join change outputs to their inputs.")] = False,
+            change_threshold: Annotated[float, typer.Option(
+                "--change-threshold", min=0.0, max=1.0,
+                help="Least combined change confidence that joins an output.")] = 0.8,
+            large_cluster: Annotated[int, typer.Option(
+                "--large-cluster", min=1, help="Merges of two clusters this large are reported.")] = 1_000,
+            block_super_merges: Annotated[bool, typer.Option(
+                "--block-super-merges",
+                help="Refuse merges of two large clusters instead of only reporting them.")] = False,
+            home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
+    """(Re)compute clusters: pattern detection first, then co-spend (and change) clustering."""
+    if ctx.invoked_subcommand is not None:
+        return
+    chain = get_chain(chain).name
+    doc: dict[str, Any] = {"chain": chain}
+    with ChainStore.open_home(home) as store:
+        with progress(f"patterns {chain}") as advance:
+            doc["patterns"] = detect_patterns(store, chain).to_dict()
+            advance(1)
+        if with_change:
+            with progress(f"change {chain}") as advance:
+                doc["change"] = detect_change(store, chain).to_dict()
+                advance(1)
+        done = [0]
+        with progress(f"cluster {chain}") as advance:
+            def on_progress(now: int, total: int) -> None:
+                advance(now - done[0])
+                done[0] = now
+
+            report = cluster_addresses(store, chain, with_change=with_change,
+                                       change_threshold=change_threshold, large_cluster=large_cluster,
+                                       block_super_merges=block_super_merges, on_progress=on_progress)
+        doc["clustering"] = report.to_dict()
+    if fmt is OutputFormat.JSON:
+        print_json(doc)
+        return
+    p = doc["patterns"]
+    console.print(f"[bold]{chain}[/]: {p['coinjoins']} coinjoins, {p['premixes']} premixes, "
+                  f"{p['peel_chains']} peel chains ({p['peel_steps']} steps)")
+    c = doc["clustering"]
+    table = Table("clusters", "", title=f"{chain} clusters" + (" (with change)" if with_change else ""))
+    for label, value in (("addresses", c["addresses"]), ("clusters", c["clusters"]),
+                         ("multi-address clusters", c["multi_address_clusters"]),
+                         ("largest cluster",
+                          f"{c['largest_cluster']['size']} (id {c['largest_cluster']['cluster_id']})"),
+                         ("linking transactions", c["linking_txs"]), ("change links", c["change_links"]),
+                         ("coinjoins excluded", c["coinjoins_excluded"]),
+                         ("super-merges", len(c["super_merges"])),
+                         ("seconds", c["seconds"])):
+        table.add_row(label, str(value))
+    console.print(table)
+    for m in c["super_merges"][:20]:
+        verb = "refused" if m["blocked"] else "merged"
+        console.print(f"super-merge {verb} by {m['txid']}: {m['left_size']} + {m['right_size']} addresses")
+
+
+@app.command("show")
+@handle_errors
+def show(address: Annotated[str, typer.Argument(help="An address of the cluster.")], chain: ChainOpt = "btc",
+         limit: Annotated[int, typer.Option("--limit", min=0, help="Members per page.")] = 50,
+         offset: Annotated[int, typer.Option("--offset", min=0, help="Members to skip.")] = 0,
+         home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
+    """The cluster of an address: id, size, reasons and members (paginated)."""
+    chain = get_chain(chain).name
+    with ChainStore.open_home(home, read_only=True) as store:
+        doc = describe_cluster(store, chain, address, limit=limit, offset=offset)
+    if fmt is OutputFormat.JSON:
+        print_json(doc)
+        return
+    console.print(f"[bold]{doc['address']}[/] ({chain}) is in cluster {doc['cluster_id']} "
+                  f"({doc['cluster_address']}) of {doc['size']} addresses, joined by {doc['reason']}")
+    console.print("reasons: " + ", ".join(f"{k} {v}" for k, v in doc["reasons"].items()))
+    table = Table("address", "id", "reason", title=f"members {offset + 1}-{offset + len(doc['members'])}")
+    for m in doc["members"]:
+        table.add_row(m["address"], str(m["address_id"]), m["reason"])
+    console.print(table)
+
+
+def patterns(chain: ChainOpt = "btc",
+             pattern: Annotated[Pattern | None, typer.Option("--pattern", help="Only this pattern.")] = None,
+             rule: Annotated[PatternRule | None, typer.Option("--rule", help="Only this rule.")] = None,
+             limit: Annotated[int | None, typer.Option("--limit", min=0,
+                                                       help="At most this many rows.")] = None,
+             offset: Annotated[int, typer.Option("--offset", min=0, help="Rows to skip.")] = 0,
+             home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
+    """Transactions detected as CoinJoins, Whirlpool premixes or peel-chain steps, with rule and params.
+
+    Detection runs first when the chain changed since it last ran.
+    """
+    chain = get_chain(chain).name
+    with ChainStore.open_home(home) as store:
+        if not has_table(store, "tx_patterns") or not patterns_current(store, chain):
+            detect_patterns(store, chain)
+        rows = list_patterns(store, chain, pattern=pattern.value if pattern else None,
+                             rule=rule.value if rule else None, limit=limit, offset=offset)
+    if fmt is OutputFormat.JSON:
+        print_json({"chain": chain, "pattern": pattern, "rule": rule, "transactions": rows})
+        return
+    table = Table("height", "txid", "pattern", "rule", "confidence", "params", title=f"{chain} patterns")
+    for r in rows:
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
+        table.add_row(str(r["height"]), r["txid"], r["pattern"], r["rule"], f"{r['confidence']:.2f}", params)
+    console.print(table)
+
+
+def _address_cluster(store: ChainStore, home: Path, doc: dict[str, Any]) -> None:
+    """Add ``cluster`` (id, size) to an ``address`` document when clusters are computed."""
+    if "cluster" in doc or not has_table(store, "clusters"):
+        return
+    try:
+        info = describe_cluster(store, doc["chain"], doc["address"], limit=0)
+    except LookupError:
+        doc["cluster"] = None
+        return
+    doc["cluster"] = {"cluster_id": info["cluster_id"], "address": info["cluster_address"],
+                      "size": info["size"], "reason": info["reason"]}
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``cluster`` (with ``show``) and ``patterns`` to the root application."""
+    from fundtrail.cli.lookup import ADDRESS_ENRICHERS
+
+    root.add_typer(app, name="cluster")
+    root.command("patterns")(handle_errors(patterns))
+    if _address_cluster not in ADDRESS_ENRICHERS:
+        ADDRESS_ENRICHERS.append(_address_cluster)

@@ -1,0 +1,184 @@
+"""``fundtrail evidence``: show, verify, retrace, export and amend preserved evidence (custody recorded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fundtrail.cases import evidence as service
+from fundtrail.cases.context import open_operation
+from fundtrail.cli.case import AsOpt, emit
+from fundtrail.cli.common import (
+    DEFAULT_HOME,
+    FormatOpt,
+    HomeOpt,
+    OutputFormat,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+)
+
+app = typer.Typer(help="Evidence: signed BagIt packages and their chain of custody.", no_args_is_help=True)
+
+IdArg = Annotated[
+    str, typer.Argument(help="Evidence id, e.g. EE-2026-0001-E001-v1 (latest version without -vN).")
+]
+
+
+def _fail(check: service.EvidenceCheck, fmt: OutputFormat) -> None:
+    """Print what differs and exit 1."""
+    if fmt is OutputFormat.JSON:
+        print_json(check.to_dict())
+    err_console.print(f"error: evidence {check.evidence_id} does not verify", markup=False, highlight=False)
+    for d in check.files:
+        err_console.print(f"  {d}", markup=False, highlight=False, soft_wrap=True)
+    if not check.signature_ok:
+        err_console.print(f"  the signature over {service.TAGMANIFEST} is not valid", markup=False)
+    for p in check.problems:
+        err_console.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command("show")
+@handle_errors
+def show(
+    evidence_id: IdArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why you view it (custody).")] = "review",
+    home: HomeOpt = DEFAULT_HOME,
+    as_: AsOpt = None,
+    fmt: FormatOpt = OutputFormat.HUMAN,
+) -> None:
+    """An evidence item: hashes, signature, parameters and its chain of custody."""
+    with open_operation(home, as_) as ctx:
+        doc = service.evidence_doc(service.show_evidence(ctx, evidence_id, reason=reason))
+    if fmt is OutputFormat.JSON:
+        print_json(doc)
+        return
+    console.print(f"[bold]{doc['id']}[/] {doc['title']} (case {doc['case']})", highlight=False)
+    console.print(
+        f"package {home / doc['path']}; tag manifest sha256 {doc['tagmanifest_sha256']}; trace sha256 "
+        f"{doc['trace_sha256']}; signed by key {doc['signature']['key_id']}",
+        markup=False,
+    )
+    table = Table("event", "by", "at", "reason", title="chain of custody")
+    for c in doc["custody"]:
+        table.add_row(c["event"], c["actor"], str(c["at"]), c["reason"])
+    console.print(table)
+
+
+@app.command("verify")
+@handle_errors
+def verify(
+    evidence_id: IdArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why (custody).")] = "integrity check",
+    home: HomeOpt = DEFAULT_HOME,
+    as_: AsOpt = None,
+    fmt: FormatOpt = OutputFormat.HUMAN,
+) -> None:
+    """Check every file hash and the signature; exit 1 saying what differs when tampered with."""
+    with open_operation(home, as_) as ctx:
+        check = service.verify_evidence(ctx, evidence_id, reason=reason)
+    if not check.ok:
+        _fail(check, fmt)
+    emit(fmt, check.to_dict(), f"evidence {check.evidence_id}: intact (file hashes and signature verified)")
+
+
+@app.command("retrace")
+@handle_errors
+def retrace(
+    evidence_id: IdArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why (custody).")] = "reproduce the trace",
+    home: HomeOpt = DEFAULT_HOME,
+    as_: AsOpt = None,
+    fmt: FormatOpt = OutputFormat.HUMAN,
+) -> None:
+    """Re-run the preserved trace on the chain store; exit 1 unless it reproduces the preserved one."""
+    from fundtrail.store import ChainStore
+
+    with ChainStore.open_home(home, read_only=True) as store, open_operation(home, as_) as ctx:
+        result = service.retrace(ctx, evidence_id, store, reason=reason)
+    if fmt is OutputFormat.JSON:
+        print_json(result.to_dict())
+    elif result.reproduced:
+        console.print(
+            f"evidence {result.evidence_id}: trace reproduced exactly (sha256 {result.actual_sha256})",
+            markup=False,
+        )
+    if not result.reproduced:
+        err_console.print(
+            f"error: evidence {result.evidence_id}: the trace does not reproduce: sha256 expected "
+            f"{result.expected_sha256}, actual {result.actual_sha256}; differences "
+            f"{result.differences}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+
+
+@app.command("export")
+@handle_errors
+def export(
+    evidence_id: IdArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to export into.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (custody).")],
+    to: Annotated[str | None, typer.Option("--to", help="Recipient: makes it a transfer of custody.")] = None,
+    home: HomeOpt = DEFAULT_HOME,
+    as_: AsOpt = None,
+    fmt: FormatOpt = OutputFormat.HUMAN,
+) -> None:
+    """Copy the package and its signature (OUT/<id>/, OUT/<id>.signature.json); verified first."""
+    with open_operation(home, as_) as ctx:
+        path = service.export_evidence(ctx, evidence_id, out, reason=reason, recipient=to)
+    emit(
+        fmt,
+        {
+            "evidence": path.name,
+            "path": str(path),
+            "signature": str(path.parent / f"{path.name}.signature.json"),
+        },
+        f"exported {path.name} to {path}",
+    )
+
+
+@app.command("verify-package")
+@handle_errors
+def verify_package(
+    folder: Annotated[Path, typer.Argument(help="An exported package folder.")],
+    home: HomeOpt = DEFAULT_HOME,
+    fmt: FormatOpt = OutputFormat.HUMAN,
+) -> None:
+    """Verify an exported package by itself (BagIt hashes and the signature file beside it)."""
+    del home  # a package verifies on its own: nothing of the home is needed
+    check = service.verify_package(folder)
+    if not check.ok:
+        _fail(check, fmt)
+    emit(fmt, check.to_dict(), f"package {folder}: intact (BagIt hashes and signature verified)")
+
+
+@app.command("amend")
+@handle_errors
+def amend(
+    evidence_id: IdArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why it changes.")],
+    title: Annotated[str | None, typer.Option("--title")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    home: HomeOpt = DEFAULT_HOME,
+    as_: AsOpt = None,
+    fmt: FormatOpt = OutputFormat.HUMAN,
+) -> None:
+    """Make a new version with changed title/description; the old version stays untouched."""
+    with open_operation(home, as_) as ctx:
+        doc = service.evidence_doc(
+            service.new_version(ctx, evidence_id, reason=reason, title=title, description=description)
+        )
+    emit(fmt, doc, f"new version {doc['id']} supersedes {doc['supersedes']}")
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``evidence`` to the root application."""
+    root.add_typer(app, name="evidence")

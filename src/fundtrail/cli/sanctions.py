@@ -1,0 +1,157 @@
+"""``fundtrail sanctions``: import sanctioned-address lists, screen an address, diff two snapshots."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fundtrail.cli.common import (
+    DEFAULT_HOME,
+    FormatOpt,
+    HomeOpt,
+    OutputFormat,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+    progress,
+)
+from fundtrail.errors import InputError
+from fundtrail.intel.sanctions import (
+    DEFAULT_LIST_NAME,
+    check_address,
+    diff_lists,
+    import_list,
+    list_files,
+    snapshots,
+)
+from fundtrail.intel.tagstore import canonical_or_given
+from fundtrail.store import ChainStore
+
+app = typer.Typer(help="Sanctioned-address lists: import, check, diff.", no_args_is_help=True)
+
+
+def _day(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} {text!r}: expected a date YYYY-MM-DD") from None
+
+
+@app.command("import")
+@handle_errors
+def import_(files: Annotated[list[Path], typer.Argument(
+                help="sanctioned_addresses_<ASSET>.txt/.json files, or folders of them.")],
+            list_name: Annotated[str, typer.Option("--list-name", help="Name of the list.")
+                                 ] = DEFAULT_LIST_NAME,
+            on: Annotated[str | None, typer.Option(
+                "--date", help="List date YYYY-MM-DD (default: from a dated folder name, else file mtime).")
+                          ] = None,
+            asset: Annotated[str | None, typer.Option(
+                "--asset", help="Asset code when the file name lacks it (XBT, ETH, USDT ...).")] = None,
+            source: Annotated[str | None, typer.Option("--source", help="Where the list came from.")] = None,
+            home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
+    """Import list snapshots; the same list, asset and date imported again is replaced."""
+    day = _day(on, "--date")
+    paths = list_files(files)
+    results = []
+    with ChainStore.open_home(home) as store, progress("importing lists", total=len(paths)) as advance:
+        for path in paths:
+            results.append(import_list(store, path, list_name=list_name, listed_on=day, asset_code=asset,
+                                       source=source))
+            advance(1)
+    if fmt is OutputFormat.JSON:
+        print_json({"imports": [r.to_dict() for r in results],
+                    "addresses": sum(r.addresses for r in results)})
+        return
+    table = Table("file", "asset", "addresses", "chains", "list date", "date from")
+    for r in results:
+        table.add_row(Path(r.file).name, r.asset_code, str(r.addresses),
+                      ", ".join(f"{c} {n}" for c, n in sorted(r.chains.items())), r.listed_on.isoformat(),
+                      r.date_basis)
+    console.print(table)
+    for r in results:
+        for w in r.warnings:
+            err_console.print(f"warning: {Path(r.file).name}: {w}", markup=False, highlight=False,
+                              soft_wrap=True)
+
+
+@app.command("check")
+@handle_errors
+def check(address: Annotated[str, typer.Argument(help="The address to screen.")],
+          chain: Annotated[str, typer.Option("--chain", "-c", help="Chain name (btc, eth ...).")] = "btc",
+          on: Annotated[str | None, typer.Option(
+              "--on", help="Screen against the lists as they stood on this date (YYYY-MM-DD).")] = None,
+          home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
+    """Is the address on a sanctions list (EVM addresses match in any letter case)?"""
+    with ChainStore.open_home(home) as store:
+        hits = check_address(store, chain, address, on=_day(on, "--on"))
+    canonical = canonical_or_given(chain, address)
+    listed = any(h.is_listed for h in hits)
+    if fmt is OutputFormat.JSON:
+        print_json({"chain": chain, "address": canonical, "sanctioned": listed,
+                    "matches": [h.to_dict() for h in hits]})
+        return
+    if not hits:
+        console.print(f"{chain} {canonical}: not on any imported list")
+        return
+    state = "[bold red]SANCTIONED[/]" if listed else "[yellow]formerly listed[/]"
+    console.print(f"{chain} {canonical}: {state}")
+    for h in hits:
+        where = "" if h.same_chain else f" (listed for {h.chain})"
+        status = "listed" if h.is_listed else f"no longer listed (last {h.last_listed_on})"
+        flag = "" if h.is_valid else f"  [yellow]invalid for {h.chain}: {h.problem}[/]"
+        console.print(f"  {h.list_name} {h.asset_code}{where}: {status}, first seen {h.first_listed_on}, "
+                      f"source {h.source}{flag}")
+
+
+@app.command("diff")
+@handle_errors
+def diff(old: Annotated[Path, typer.Argument(help="Older snapshot: a list file or a folder of them.")],
+         new: Annotated[Path, typer.Argument(help="Newer snapshot: a list file or a folder of them.")],
+         fmt: FormatOpt = OutputFormat.HUMAN) -> None:
+    """Addresses added to and removed from each asset's list between two snapshots."""
+    for p in (old, new):
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+    diffs = diff_lists([old], [new])
+    if fmt is OutputFormat.JSON:
+        print_json({"old": str(old), "new": str(new), "assets": [d.to_dict() for d in diffs]})
+        return
+    table = Table("asset", "old", "new", "added", "removed", "recased")
+    for d in diffs:
+        table.add_row(d.asset_code, str(d.old_count), str(d.new_count), str(len(d.added)),
+                      str(len(d.removed)), str(len(d.recased)))
+    console.print(table)
+    for d in diffs:
+        for a in d.added:
+            console.print(f"+ {d.asset_code} {a}", highlight=False)
+        for a in d.removed:
+            console.print(f"- {d.asset_code} {a}", highlight=False)
+
+
+@app.command("lists")
+@handle_errors
+def lists(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
+    """The imported list snapshots."""
+    with ChainStore.open_home(home) as store:
+        rows = snapshots(store)
+    if fmt is OutputFormat.JSON:
+        print_json(rows)
+        return
+    table = Table("list", "asset", "date", "date from", "addresses", "invalid")
+    for r in rows:
+        table.add_row(r["list_name"], r["asset_code"], r["listed_on"], r["date_basis"], str(r["addresses"]),
+                      str(r["invalid"]))
+    console.print(table)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``sanctions`` to the root application."""
+    root.add_typer(app, name="sanctions")
