@@ -7,11 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner
 
 from fundtrail.store import ChainStore
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests explore new random examples on every local run; CI (HYPOTHESIS_PROFILE=ci) runs a fixed,
+# reproducible set so that its verdict depends on the code alone.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _shared_data() -> Path:
