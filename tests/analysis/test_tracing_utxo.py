@@ -23,6 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fundtrail.analysis.graph import snapshot
 from fundtrail.analysis.tracing import TraceResult, trace_funds
 from fundtrail.domain.addresses import segwit_address
 from fundtrail.domain.records import BlockRecord, UtxoBatch
@@ -411,6 +412,23 @@ def test_the_graph_is_rebuilt_when_the_chain_grows(world: ChainStore) -> None:
     # DAVE's 39333 of 59000 moves on: FRANK gets floor(39333 * 58000 / 59000) = 38666
     assert ("frank", "unspent", 38_666, 2) in ends(after)
     assert all(e[0] != "dave" for e in ends(after))
+
+
+def test_a_read_only_store_is_read_once_and_a_reopened_one_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "chain.duckdb"
+    with ChainStore(path) as s:
+        s.write_batch(world_a().batch)
+        assert snapshot(s, "btc") is not snapshot(s, "btc")  # writable: read on every trace
+    with ChainStore(path, read_only=True) as ro:
+        assert snapshot(ro, "btc") is snapshot(ro, "btc")  # read-only: nobody can change it
+        assert ("dave", "unspent", 39_333, 1) in ends(trace_funds(ro, "btc", [A("thief")]))
+    w = World()
+    w.height = 5
+    w.tx("late", [("mix", 1)], [("frank", 58_000)])
+    with ChainStore(path) as s:
+        s.write_batch(w.batch)
+    with ChainStore(path, read_only=True) as ro:  # a new connection sees the new block
+        assert ("frank", "unspent", 38_666, 2) in ends(trace_funds(ro, "btc", [A("thief")]))
 
 
 # ------------------------------------------------------------------------------------------ CLI

@@ -109,8 +109,44 @@ def _snapshot_sql(cat: dict[str, set[str]]) -> tuple[str, int]:
     return "SELECT " + ", ".join(graph + attribution), len(graph)
 
 
+_FROZEN: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, dict[str, Snapshot] | None] = (
+    weakref.WeakKeyDictionary())
+"""Per connection: the snapshots of a read-only database by chain (None for a writable connection)."""
+
+
+def _frozen(store: ChainStore) -> dict[str, Snapshot] | None:
+    """The snapshots kept for the store's connection when it is read-only (its database cannot change).
+
+    A read-only DuckDB connection holds the file locked against writers in every process, so what it
+    sees stays as it was when it opened: its snapshots are read once. The access mode is asked once per
+    connection; writable connections (and in-memory databases) get None and are read on every call.
+    """
+    con = store.con
+    try:
+        return _FROZEN[con]
+    except KeyError:
+        pass
+    mode = con.execute("SELECT current_setting('access_mode')").fetchall()[0][0]
+    kept: dict[str, Snapshot] | None = {} if str(mode).lower() == "read_only" else None
+    with _LOCK:
+        return _FROZEN.setdefault(con, kept)
+
+
 def snapshot(store: ChainStore, chain: str) -> Snapshot:
-    """Read, in one query, the state that the graph and attribution caches of ``chain`` depend on.
+    """The state that the graph and attribution caches of ``chain`` depend on.
+
+    Read in one query, or once per connection when the connection is read-only (:func:`_frozen`).
+    """
+    kept = _frozen(store)
+    if kept is None:
+        return _read_snapshot(store, chain)
+    if chain not in kept:
+        kept[chain] = _read_snapshot(store, chain)
+    return kept[chain]
+
+
+def _read_snapshot(store: ChainStore, chain: str) -> Snapshot:
+    """Read the snapshot of ``chain`` in one query.
 
     The catalog of optional tables is kept per store and read again when the number of tables changes.
     """
