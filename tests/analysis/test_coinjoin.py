@@ -53,6 +53,22 @@ def test_detects_whirlpool_tx0_and_mix_with_rule_and_params(store: ChainStore) -
     assert [r["txid"] for r in list_patterns(store, "btc", pattern="coinjoin-premix")] == ["tx0"]
 
 
+def test_a_tx0_with_three_premixes_is_stored_as_a_premix_only(store: ChainStore) -> None:
+    # dave enters the 0.01 BTC pool with three premixes from three coins at two addresses: OP_RETURN,
+    # the coordinator's 50,000 sat fee, three premixes of 0.01 BTC + 1,166 sat, his change. The
+    # JoinMarket shape (3 equal outputs, 2 others, 3 inputs) must not make it a mix.
+    c = UtxoChain()
+    cb = c.coinbase("cb", [("dave1", 769_856), ("dave2", 21_000), ("dave2", 2_535_230)])
+    c.next_block()
+    c.tx("tx0", [cb.out(0), cb.out(1), cb.out(2)],
+         [(None, 0), ("fee", 50_000), ("dave3", 270_621), *[(f"pre{i}", 1_001_166) for i in range(3)]])
+    c.write(store)
+    report = detect_patterns(store, "btc")
+    assert (report.coinjoins, report.premixes) == (0, 1)
+    assert [(r["txid"], r["rule"]) for r in list_patterns(store, "btc")] == [("tx0", "whirlpool-tx0")]
+    assert coinjoin_txids(store, "btc") == set()
+
+
 def test_detection_replaces_the_chains_rows_and_records_that_it_is_current(store: ChainStore) -> None:
     mixing_chain().write(store)
     assert not patterns_current(store, "btc")

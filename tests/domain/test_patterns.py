@@ -93,6 +93,25 @@ def test_joinmarket_is_n_equal_outputs_plus_n_or_n_minus_one_changes() -> None:
     assert joinmarket(many) is None
 
 
+def test_a_tx0_with_three_premixes_is_no_joinmarket_or_generic_coinjoin() -> None:
+    # alice enters the 0.05 BTC pool from three coins at two addresses: OP_RETURN, the coordinator's
+    # 175,000 sat fee, three premixes of 0.05 BTC + 1,232 sat, and her change. Three equal outputs plus two
+    # others from three inputs is the JoinMarket shape (n = 3, n - 1 changes), but it is one wallet's Tx0
+    tx0 = view([("alice1", 1_024_162), ("alice2", 4_880_218), ("alice2", 16_623_968)],
+               [(None, 0), ("fee", 175_000), *[(f"pre{i}", 5_001_232) for i in range(3)],
+                ("alice3", 7_347_574)])
+    assert rules_of(tx0) == {PatternRule.WHIRLPOOL_TX0}
+    assert joinmarket(tx0) is None and generic_coinjoin(tx0) is None and not is_coinjoin(tx0)
+    # a JoinMarket round of 0.05 BTC + 1,232 sat without the OP_RETURN is still a JoinMarket round
+    jm = view([("taker", 5_001_300), ("m1", 5_600_000), ("m2", 6_100_000)],
+              [*[(f"o{i}", 5_001_232) for i in range(3)], ("c1", 598_900), ("c2", 1_098_900)])
+    assert {PatternRule.JOINMARKET, PatternRule.GENERIC_COINJOIN} <= rules_of(jm)
+    # an OP_RETURN next to equal outputs that are no premix (0.02 BTC fits no pool) does not hide a round
+    odd = view([("taker", 2_000_100), ("m1", 2_600_000), ("m2", 3_100_000)],
+               [(None, 0), *[(f"o{i}", 2_000_000) for i in range(3)], ("c1", 600_050), ("c2", 1_100_040)])
+    assert PatternRule.JOINMARKET in rules_of(odd) and PatternRule.WHIRLPOOL_TX0 not in rules_of(odd)
+
+
 def test_wasabi_1_needs_many_outputs_near_a_tenth_of_a_bitcoin_and_names_the_coordinator() -> None:
     coordinator = "bc1qs604c7jv6amk4cxqlnvuxv26hv3e48cds4m0ew"
     ins = [(f"in{i}", 12_000_000 + i) for i in range(12)]

@@ -5,7 +5,8 @@ Each classifier takes a :class:`~fundtrail.domain.heuristics.TxView` and its par
 are in base units (satoshi). The rules:
 
 * ``generic-coinjoin``: at least ``min_equal`` outputs of one value, and at least as many inputs as
-  those equal outputs (each participant brings an input), from at least two input addresses.
+  those equal outputs (each participant brings an input), from at least two input addresses; not when
+  those equal outputs are the premix outputs of a Whirlpool Tx0 (see below).
 * ``wasabi-1``: Wasabi 1.x rounds: many outputs of a base denomination near 0.1 BTC (mixing levels are
   powers-of-two multiples of it); a payment to a known coordinator address raises the confidence.
 * ``wabisabi``: Wasabi 2.x rounds: many inputs and outputs, most outputs on the standard denominations
@@ -16,7 +17,13 @@ are in base units (satoshi). The rules:
   denomination plus a small mining-fee allowance, and at least one other output (coordinator fee, change).
   Its pattern is ``coinjoin-premix``: the funds are not mixed yet.
 * ``joinmarket``: ``n >= 3`` equal outputs and ``n - 1`` or ``n`` other (change) outputs, ``n`` or more
-  inputs.
+  inputs; not when those equal outputs are the premix outputs of a Whirlpool Tx0.
+
+A Tx0 with three or four premix outputs has the shape the two equal-output rules look for (equal outputs,
+as many others: the coordinator fee and the change, several inputs), but one wallet made it. Its
+``OP_RETURN`` output (the coordinator's fee payload) and premix values (a pool denomination plus the
+miners' fees of the mix) tell it apart: neither JoinMarket nor any other CoinJoin protocol writes an
+``OP_RETURN``, so equal outputs of premix value next to one are the premixes of a Tx0, not a mix.
 """
 
 from __future__ import annotations
@@ -144,10 +151,21 @@ def _equal_confidence(equal: int) -> float:
     return min(0.95, 1.0 - 2.0 ** -(equal - 1))
 
 
+def _premix_outputs(tx: TxView, value: int, p: PatternParams) -> bool:
+    """True when the equal outputs of ``value`` are the premix outputs of a Whirlpool Tx0 (see module doc)."""
+    tx0 = whirlpool_tx0(tx, p)
+    return tx0 is not None and tx0.params["premix_value"] == value
+
+
 def generic_coinjoin(tx: TxView, p: PatternParams = PatternParams()) -> PatternMatch | None:
-    """At least ``generic_min_equal`` equal outputs, at least that many inputs, from two or more addresses."""
+    """At least ``generic_min_equal`` equal outputs, at least that many inputs, from two or more addresses.
+
+    Equal outputs that are the premixes of a Whirlpool Tx0 do not count: one wallet made them.
+    """
     value, equal = _most_common_value(_values(tx))
     if equal < p.generic_min_equal or len(tx.inputs) < equal or _input_addresses(tx) < 2:
+        return None
+    if _premix_outputs(tx, value, p):
         return None
     return PatternMatch(Pattern.COINJOIN, PatternRule.GENERIC_COINJOIN, _equal_confidence(equal),
                         {"denomination": value, "equal_outputs": equal, "participants": equal,
@@ -232,11 +250,16 @@ def whirlpool_tx0(tx: TxView, p: PatternParams = PatternParams()) -> PatternMatc
 
 
 def joinmarket(tx: TxView, p: PatternParams = PatternParams()) -> PatternMatch | None:
-    """A JoinMarket round: ``n`` equal outputs plus ``n - 1`` or ``n`` change outputs, ``n >= 3``."""
+    """A JoinMarket round: ``n`` equal outputs plus ``n - 1`` or ``n`` change outputs, ``n >= 3``.
+
+    Not a Whirlpool Tx0 whose premix outputs are the equal outputs (same shape, one wallet).
+    """
     values = _values(tx)
     value, n = _most_common_value(values)
     changes = len(values) - n
     if n < p.joinmarket_min_n or changes not in (n - 1, n) or len(tx.inputs) < n or _input_addresses(tx) < 2:
+        return None
+    if _premix_outputs(tx, value, p):
         return None
     return PatternMatch(Pattern.COINJOIN, PatternRule.JOINMARKET, 0.8,
                         {"denomination": value, "equal_outputs": n, "change_outputs": changes,
