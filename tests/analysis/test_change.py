@@ -86,6 +86,54 @@ def test_peel_chain_steps_mark_their_continuing_output(store: ChainStore) -> Non
     assert (1, "peel-chain") in evidence(store, "p3")
 
 
+def confidences(store: ChainStore, txid: str) -> dict[tuple[int, str], float]:
+    return {(n, h): c for n, h, c in store.query(
+        "SELECT n, heuristic, confidence FROM change_outputs WHERE txid = ?", [txid])}
+
+
+def test_peel_steps_ending_their_chain_or_leaving_the_script_type_give_weaker_or_no_evidence(
+        store: ChainStore) -> None:
+    # p1-p3 peel 1% each off a P2WPKH coin. p3's larger output is spent by "sweep" (one output: no
+    # peel step), so p3 ends the chain. q1-q3 is a second chain whose last step's
+    # larger output is still unspent. x1-x3: x3's larger output goes to a P2PKH address
+    c = UtxoChain()
+    cb = c.coinbase("cb", [("thief", 10_000_000), ("eve", 10_000_000), ("zed", 10_000_000)])
+    c.next_block()
+    p1 = c.tx("p1", [cb.out(0)], [("shop1", 100_000), ("t1", 9_890_000)])
+    p2 = c.tx("p2", [p1.out(1)], [("shop2", 100_000), ("t2", 9_780_000)])
+    p3 = c.tx("p3", [p2.out(1)], [("shop3", 100_000), ("t3", 9_670_000)])
+    c.tx("sweep", [p3.out(1)], [("u1", 9_660_000)])
+    q1 = c.tx("q1", [cb.out(1)], [("shop4", 100_000), ("e1", 9_890_000)])
+    q2 = c.tx("q2", [q1.out(1)], [("shop5", 100_000), ("e2", 9_780_000)])
+    c.tx("q3", [q2.out(1)], [("shop6", 100_000), ("e3", 9_670_000)])
+    x1 = c.tx("x1", [cb.out(2)], [("shop7", 100_000), ("z1", 9_890_000)])
+    x2 = c.tx("x2", [x1.out(1)], [("shop8", 100_000), ("z2", 9_780_000)])
+    c.tx("x3", [x2.out(1)], [("shop9", 100_000), ("legacy", 9_670_000, "p2pkh")])
+    c.write(store)
+    detect_change(store, "btc")
+    # inside the chain: 0.8; at the end, its larger output spent otherwise: 0.55; unspent: still 0.8
+    assert confidences(store, "p2")[(1, "peel-chain")] == pytest.approx(0.8)
+    assert confidences(store, "p3")[(1, "peel-chain")] == pytest.approx(0.55)
+    assert confidences(store, "q3")[(1, "peel-chain")] == pytest.approx(0.8)
+    # x3's P2PKH output is no peel change (x3 still ends the chain: the address-type rule names shop9)
+    assert (1, "peel-chain") not in confidences(store, "x3")
+    assert (0, "address-type") in confidences(store, "x3")
+
+
+def test_a_certain_change_output_makes_the_other_outputs_payments(store: ChainStore) -> None:
+    # alice pays 700,000 to a fresh address and returns 299,000 to her input address: however the
+    # other rules read it, output 0 is the payment (combined 0) and output 1 the change (combined 1)
+    c = UtxoChain()
+    cb = c.coinbase("cb", [("alice", 1_000_000, "p2pkh")])
+    c.next_block()
+    c.tx("pay", [cb.out(0)], [("shop-new", 700_000, "p2pkh"), ("alice", 299_000, "p2wpkh")])
+    c.write(store)
+    detect_change(store, "btc")
+    got = confidences(store, "pay")
+    assert (0, "address-type") in got and (0, "one-time-change") in got
+    assert got[(0, COMBINED)] == 0.0 and got[(1, COMBINED)] == 1.0
+
+
 def test_coinjoins_and_coinbases_get_no_change_evidence(store: ChainStore) -> None:
     c = UtxoChain()
     cb = c.coinbase("cb", [(f"p{i}", 1_000_300 + i) for i in range(5)])
@@ -138,13 +186,20 @@ def random_chain(seed: int) -> UtxoChain:
     return c
 
 
-def pure_views(store: ChainStore) -> list[tuple[TxView, bool]]:
-    """Each stored non-coinbase, non-CoinJoin transaction as a TxView, with its peel-chain flag."""
+def pure_views(store: ChainStore) -> list[tuple[TxView, bool, bool]]:
+    """Each stored non-coinbase, non-CoinJoin transaction as a TxView, with its peel-chain flags.
+
+    The second flag: the step ends its chain (last step, and its continuing output is spent).
+    """
     txs = store.query("SELECT txid, height, tx_index, coinbase FROM txs ORDER BY height, tx_index")
     seen: set[str] = set()
     views = []
     mixes = {r[0] for r in store.query("SELECT txid FROM tx_patterns WHERE pattern = 'coinjoin'")}
     peels = {r[0] for r in store.query("SELECT txid FROM tx_patterns WHERE pattern = 'peel-chain'")}
+    spent = set(store.query("SELECT prev_txid, prev_n FROM inputs"))
+    ends = {t for t, pos, length, cn in store.query(
+        "SELECT txid, (params->>'position')::INT, (params->>'length')::INT, (params->>'continuing_n')::INT "
+        "FROM tx_patterns WHERE pattern = 'peel-chain'") if pos == length - 1 and (t, cn) in spent}
     for txid, _h, _i, coinbase in txs:
         ins = store.query("""SELECT i.address, i.value::BIGINT, o.script_type FROM inputs i
                              LEFT JOIN outputs o ON o.txid = i.prev_txid AND o.n = i.prev_n
@@ -155,7 +210,7 @@ def pure_views(store: ChainStore) -> list[tuple[TxView, bool]]:
                       tuple(TxOutput(n, a, v, s, a in seen) for n, a, v, s in outs), bool(coinbase))
         seen.update(a for _, a, _, _ in outs if a is not None)
         if txid not in mixes:
-            views.append((view, txid in peels))
+            views.append((view, txid in peels, txid in ends))
     return views
 
 
@@ -168,8 +223,8 @@ def test_batch_driver_agrees_with_the_single_transaction_rules(seed: int) -> Non
         detect_change(store, "btc")
         stored = store.query("SELECT txid, n, heuristic, confidence FROM change_outputs ORDER BY ALL")
         expected = []
-        for view, peel in pure_views(store):
-            found = change_evidence(view, peel_chain=peel)
+        for view, peel, end in pure_views(store):
+            found = change_evidence(view, peel_chain=peel, peel_end=end)
             expected += [(view.txid, e.n, e.rule.value, e.confidence) for e in found]
             expected += [(view.txid, c.n, COMBINED, c.confidence) for c in combine_evidence(found)]
         assert [r[:3] for r in stored] == [r[:3] for r in sorted(expected)]

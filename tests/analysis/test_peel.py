@@ -57,6 +57,43 @@ def test_min_length_and_payment_share_are_parameters(store: ChainStore) -> None:
     assert chains == {("p1", 2), ("short1", 2)} and report.peel_steps == 4
 
 
+def test_a_change_of_wallet_fingerprint_ends_the_chain(store: ChainStore) -> None:
+    # the chain of peel_chain(), with p3 signed differently: its input signals RBF (nSequence
+    # 0xfffffffd) where p1 and p2 use 0xffffffff. p2's larger output went to another wallet, so p1-p2 is
+    # one chain (too short for the default minimum of 3) and p3-p4 another.
+    peel_chain().write(store)
+    store.con.execute("UPDATE inputs SET sequence = 4294967295 WHERE txid IN ('p1', 'p2', 'p4')")
+    store.con.execute("UPDATE inputs SET sequence = 4294967293 WHERE txid = 'p3'")
+    report = detect_patterns(store, "btc", peel_min_length=2)
+    chains = {(r["txid"], r["params"]["chain_id"], r["params"]["position"])
+              for r in list_patterns(store, "btc", pattern="peel-chain")}
+    # p4 is final again, unlike p3: p3 and p4 each stand alone and form no chain
+    assert chains == {("p1", "p1", 0), ("p2", "p1", 1), ("short1", "short1", 0), ("short2", "short1", 1)}
+    assert report.peel_chains == 2
+    # matching the fingerprint again (p3 and p4 both RBF) joins p3-p4; unknown (NULL) matches anything
+    store.con.execute("UPDATE inputs SET sequence = 4294967293 WHERE txid = 'p4'")
+    store.con.execute("UPDATE inputs SET sequence = NULL WHERE txid = 'p2'")
+    detect_patterns(store, "btc")
+    rows = list_patterns(store, "btc", pattern="peel-chain")
+    assert [(r["txid"], r["params"]["length"]) for r in rows] == [("p1", 4), ("p2", 4), ("p3", 4), ("p4", 4)]
+
+
+def test_a_continuing_output_of_another_script_type_ends_the_chain(store: ChainStore) -> None:
+    # p1 and p2 spend P2WPKH coins; p2's larger output is P2PKH: it paid a legacy wallet, which peels on
+    c = UtxoChain()
+    cb = c.coinbase("cb", [("w0", 10_000_000)])
+    c.next_block()
+    p1 = c.tx("p1", [cb.out(0)], [("s1", 100_000), ("w1", 9_890_000)])
+    p2 = c.tx("p2", [p1.out(1)], [("s2", 100_000), ("legacy1", 9_780_000, "p2pkh")])
+    p3 = c.tx("p3", [p2.out(1)], [("s3", 100_000, "p2pkh"), ("legacy2", 9_670_000, "p2pkh")])
+    c.tx("p4", [p3.out(1)], [("s4", 100_000, "p2pkh"), ("legacy3", 9_560_000, "p2pkh")])
+    c.write(store)
+    detect_patterns(store, "btc", peel_min_length=2)
+    rows = list_patterns(store, "btc", pattern="peel-chain")
+    assert [(r["txid"], r["params"]["chain_id"]) for r in rows] == [("p1", "p1"), ("p2", "p1"), ("p3", "p3"),
+                                                                   ("p4", "p3")]
+
+
 def naive_rank(pred: list[int]) -> tuple[list[int], list[int]]:
     head, pos = [], []
     for i in range(len(pred)):

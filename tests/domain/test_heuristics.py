@@ -85,6 +85,35 @@ def test_peel_chain_names_the_large_continuing_output_only_inside_a_detected_cha
     assert not any(r is ChangeRule.PEEL_CHAIN for _, r in rules(view))
 
 
+def test_peel_chain_needs_the_continuing_output_to_keep_the_spent_coins_script_type() -> None:
+    # a P2WPKH coin of 1,000,000 sat: 300,000 to a P2WPKH address, 695,000 to a P2PKH address. The larger
+    # output left the wallet's script type: it is a payment to another wallet, so no peel evidence
+    crossed = tx([("bob", 1_000_000, "p2wpkh")], [("bob-new", 300_000, "p2wpkh"), ("shop", 695_000, "p2pkh")])
+    assert not any(r is ChangeRule.PEEL_CHAIN for _, r in rules(crossed, peel_chain=True))
+    # the same step with the larger output on P2WPKH: peel evidence on it (n=1), at full confidence
+    kept = tx([("bob", 1_000_000, "p2wpkh")], [("shop", 300_000, "p2pkh"), ("bob-new", 695_000, "p2wpkh")])
+    peel = [e for e in change_evidence(kept, peel_chain=True) if e.rule is ChangeRule.PEEL_CHAIN]
+    assert peel == [ChangeEvidence(1, ChangeRule.PEEL_CHAIN, 0.8)]
+    # an unresolved input type cannot contradict the rule
+    unknown = TxView("t", (TxInput("bob", 1_000_000, None),), crossed.outputs)
+    assert (1, ChangeRule.PEEL_CHAIN) in rules(unknown, peel_chain=True)
+
+
+def test_a_step_ending_its_peel_chain_needs_a_second_rule_to_pass_0_8() -> None:
+    # the last step of a chain whose 96,000 sat output is spent by something other than a further step:
+    # alone it gives 0.55; with the address-type rule (0.6) on the same output 1 - 0.45 * 0.4 = 0.82
+    view = tx([("peel3", 100_000)], [("shop", 3_000), ("peel4", 96_000)])
+    alone = change_evidence(view, peel_chain=True, peel_end=True)
+    assert alone == [ChangeEvidence(1, ChangeRule.PEEL_CHAIN, 0.55)]
+    assert combine_evidence(alone)[0].confidence == pytest.approx(0.55)
+    # the same step inside its chain (the next step spends output 1): 0.8, enough on its own
+    assert change_evidence(view, peel_chain=True) == [ChangeEvidence(1, ChangeRule.PEEL_CHAIN, 0.8)]
+    typed = tx([("peel3", 100_000, "p2pkh")], [("shop", 3_000, "p2wpkh"), ("peel4", 96_000, "p2pkh")])
+    (combined,) = combine_evidence(change_evidence(typed, peel_chain=True, peel_end=True))
+    assert combined.n == 1 and combined.confidence == pytest.approx(0.82)
+    assert combined.rules == (ChangeRule.ADDRESS_TYPE, ChangeRule.PEEL_CHAIN)
+
+
 def test_no_evidence_for_coinbase_single_output_or_no_inputs() -> None:
     assert change_evidence(tx([], [("miner", 1), ("pool", 2)], coinbase=True)) == []
     assert change_evidence(tx([("a", 10)], [("b", 9)])) == []
@@ -112,8 +141,18 @@ def test_combined_evidence_agreeing_rules_strengthen_and_conflicting_rules_weake
     assert [c.confidence for c in conflict] == pytest.approx([0.3, 0.2])
     certain = combine_evidence([ChangeEvidence(0, ChangeRule.ADDRESS_REUSE, 1.0),
                                 ChangeEvidence(1, ChangeRule.ONE_TIME_CHANGE, 0.7)])
-    # reuse is certain and does not discount the other output
-    assert [c.confidence for c in certain] == pytest.approx([1.0, 0.7])
+    # reuse is certain: output 0 is the change, so output 1 is a payment whatever else names it
+    assert [c.confidence for c in certain] == pytest.approx([1.0, 0.0])
+    assert certain[1].rules == (ChangeRule.ONE_TIME_CHANGE,)
+
+
+def test_a_certain_change_output_overrules_a_peel_step_naming_the_other_output() -> None:
+    # alice spends 1,000,000 sat: 700,000 to a fresh shop address, the 299,000 rest back to her own
+    # input address. As a peel step the larger output would be change, but the reuse is certain:
+    # output 1 is the change and output 0 (the larger one) the payment.
+    view = tx([("alice", 1_000_000)], [("shop-new", 700_000), ("alice", 299_000, "p2wpkh", True)])
+    combined = {c.n: c.confidence for c in combine_evidence(change_evidence(view, peel_chain=True))}
+    assert combined == pytest.approx({0: 0.0, 1: 1.0})
 
 
 evidence_lists = st.lists(

@@ -73,9 +73,13 @@ WITH pos AS (SELECT txid, height, height * {pos} + tx_index AS pos, coinbase FRO
      spenders AS (SELECT DISTINCT pos, address_id FROM i WHERE address_id IS NOT NULL),
      mixes AS (SELECT DISTINCT p.pos FROM tx_patterns t JOIN pos p USING (txid, height)
                WHERE t.chain = $c AND t.pattern = 'coinjoin'),
-     peel AS (SELECT DISTINCT p.pos, (t.params->>'continuing_n')::INTEGER AS cn
-              FROM tx_patterns t JOIN pos p USING (txid, height)
-              WHERE t.chain = $c AND t.pattern = 'peel-chain'),
+     steps AS (SELECT t.txid, t.height, (t.params->>'continuing_n')::INTEGER AS cn,
+                      (t.params->>'position')::INTEGER = (t.params->>'length')::INTEGER - 1 AS last
+               FROM tx_patterns t WHERE t.chain = $c AND t.pattern = 'peel-chain'),
+     peel AS (SELECT DISTINCT p.pos, st.cn, st.last AND EXISTS (
+                SELECT 1 FROM inputs sp WHERE sp.chain = $c AND sp.prev_txid = st.txid AND sp.prev_n = st.cn)
+                AS chain_end
+              FROM steps st JOIN pos p USING (txid, height)),
      facts AS MATERIALIZED (
        SELECT o.pos, o.txid, o.height, o.n, o.address_id,
               s.address_id IS NOT NULL AS reuse,
@@ -84,7 +88,9 @@ WITH pos AS (SELECT txid, height, height * {pos} + tx_index AS pos, coinbase FRO
                        false) AS typed,
               NOT (o.value > 0 AND o.value % $round = 0) AS odd,
               coalesce(ia.n_val = ia.n_in AND o.value < ia.min_in, false) AS below,
-              coalesce(pl.cn = o.n AND ia.n_in = 1, false) AS peel
+              coalesce(pl.cn = o.n AND ia.n_in = 1 AND (ia.n_typed = 0 OR o.script_type = ia.type_lo),
+                       false) AS peel,
+              coalesce(pl.chain_end, false) AS peel_end
        FROM o JOIN ia USING (pos) JOIN first f USING (address_id)
        LEFT JOIN spenders s ON s.pos = o.pos AND s.address_id = o.address_id
        LEFT JOIN peel pl ON pl.pos = o.pos
@@ -102,20 +108,23 @@ SELECT pos, txid, height, n, address_id, heuristic, confidence FROM (
   UNION ALL SELECT *, '{typed}', $c_typed FROM _chg_facts WHERE typed AND n_typed = 1
   UNION ALL SELECT *, '{round}', $c_round FROM _chg_facts WHERE odd AND n_odd = 1
   UNION ALL SELECT *, '{optimal}', $c_optimal FROM _chg_facts WHERE below AND n_below = 1
-  UNION ALL SELECT *, '{peel}', $c_peel FROM _chg_facts WHERE peel AND n_out = 2
+  UNION ALL SELECT *, '{peel}', CASE WHEN peel_end THEN $c_peel_end ELSE $c_peel END
+            FROM _chg_facts WHERE peel AND n_out = 2
 ) WHERE n_out >= 2
 """
 
-# support = 1 - prod(1 - c) = 1 - exp(lmiss); an uncertain output is discounted by prod(1 - support) of
-# the other uncertain outputs of its transaction = exp(tx_lmiss - lmiss).
+# support = 1 - prod(1 - c) = 1 - exp(lmiss); an uncertain output scores 0 next to a certain one, else
+# it is discounted by prod(1 - support) of the other outputs of its transaction = exp(tx_lmiss - lmiss).
 _COMBINED_SQL = """
 WITH per AS MATERIALIZED (SELECT pos, n, any_value(txid) AS txid, any_value(height) AS height,
                     any_value(address_id) AS address_id, bool_or(confidence >= 1) AS certain,
                     sum(CASE WHEN confidence < 1 THEN ln(1 - confidence) ELSE 0 END) AS lmiss
              FROM _chg_evidence GROUP BY pos, n),
-     tx AS (SELECT pos, sum(CASE WHEN certain THEN 0 ELSE lmiss END) AS tx_lmiss FROM per GROUP BY pos)
+     tx AS (SELECT pos, sum(CASE WHEN certain THEN 0 ELSE lmiss END) AS tx_lmiss,
+                   bool_or(certain) AS any_certain FROM per GROUP BY pos)
 SELECT $c, txid, height, n, address_id, '{combined}',
-       CASE WHEN certain THEN 1.0 ELSE (1 - exp(lmiss)) * exp(tx_lmiss - lmiss) END
+       CASE WHEN certain THEN 1.0 WHEN any_certain THEN 0.0
+            ELSE (1 - exp(lmiss)) * exp(tx_lmiss - lmiss) END
 FROM per JOIN tx USING (pos)
 """
 
@@ -140,7 +149,8 @@ def detect_change(store: ChainStore, chain: str, params: ChangeParams = ChangePa
                                  optimal=ChangeRule.OPTIMAL_CHANGE.value, peel=ChangeRule.PEEL_CHAIN.value),
             {"c_reuse": params.reuse_confidence, "c_one_time": params.one_time_confidence,
              "c_typed": params.address_type_confidence, "c_round": params.round_confidence,
-             "c_optimal": params.optimal_confidence, "c_peel": params.peel_confidence})
+             "c_optimal": params.optimal_confidence, "c_peel": params.peel_confidence,
+             "c_peel_end": params.peel_end_confidence})
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("DELETE FROM change_outputs WHERE chain = ?", [chain])

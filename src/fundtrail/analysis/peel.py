@@ -2,10 +2,16 @@
 
 A *step* is a transaction with one input and two addressed outputs whose smaller output (the payment)
 carries at most ``max_payment_share`` of the two. A step *continues* another step when it spends that
-step's larger output. Since a step has one input and its larger output can be spent once, steps form
-simple paths; each path of at least ``min_length`` steps is a peel chain. Every step of such a chain is
-written to ``tx_patterns`` (pattern and rule ``peel-chain``) with params ``chain_id`` (the txid of the
-first step), ``position`` (0-based), ``length``, ``payment_n``/``payment_value`` and
+step's larger output and carries the same wallet fingerprint: the spent coins have one script type, the
+inputs one ``nSequence`` (RBF signalling), the transactions one version, and both set ``nLockTime`` or
+neither (anti-fee-sniping). A peel chain is one wallet spending its remainder again and again, so these
+stay constant along it; where they change, the larger output went to another wallet (a payee who got
+more than half of a coin and spent it the same way) and the chain ends there. Kappos et al. (2022, "How
+to Peel a Million") use such wallet fingerprints to tell the change of peel chains. Unknown fields
+(``NULL``) match anything. Since a step has one input and its larger output can be spent once, steps
+form simple paths; each path of at least ``min_length`` steps is a peel chain. Every step of such a
+chain is written to ``tx_patterns`` (pattern and rule ``peel-chain``) with params ``chain_id`` (the txid
+of the first step), ``position`` (0-based), ``length``, ``payment_n``/``payment_value`` and
 ``continuing_n``/``continuing_value``.
 
 Positions along the paths are computed on numpy arrays by pointer jumping (list ranking), so the work is
@@ -68,26 +74,37 @@ def rank_paths(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return head, dist
 
 
+_FINGERPRINT = ("in_type", "sequence", "version", "locked")
+"""Columns of ``_peel_steps`` that stay constant along one wallet's peel chain (see the module doc)."""
+
+_SAME_WALLET = " AND ".join(f"(p.{f} IS NULL OR s.{f} IS NULL OR p.{f} = s.{f})" for f in _FINGERPRINT)
+
+
 def find_peel_chains(store: ChainStore, chain: str, *, min_length: int = 3,
                      max_payment_share: float = 0.5) -> PeelChains:
     """Find peel chains of at least ``min_length`` steps; leaves the steps in temp table ``_peel_steps``."""
     con = store.con
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _peel_steps AS
-           WITH ins AS (SELECT txid, height, any_value(prev_txid) AS prev_txid, any_value(prev_n) AS prev_n
+           WITH ins AS (SELECT txid, height, any_value(prev_txid) AS prev_txid, any_value(prev_n) AS prev_n,
+                               any_value(sequence) AS sequence
                         FROM inputs WHERE chain = $c GROUP BY txid, height HAVING count(*) = 1),
                 outs AS (SELECT txid, height, min(value) AS small, max(value) AS big,
                                 arg_min(n, value) AS small_n, arg_max(n, value) AS big_n
                          FROM outputs WHERE chain = $c GROUP BY txid, height
                          HAVING count(*) = 2 AND count(address_id) = 2),
-                steps AS (SELECT o.txid, o.height, i.prev_txid, i.prev_n, o.small, o.big, o.small_n, o.big_n
+                steps AS (SELECT o.txid, o.height, i.prev_txid, i.prev_n, o.small, o.big, o.small_n, o.big_n,
+                                 po.script_type AS in_type, i.sequence, t.version, t.locktime <> 0 AS locked
                           FROM outs o JOIN ins i USING (txid, height)
+                          JOIN txs t ON t.chain = $c AND t.txid = o.txid AND t.height = o.height
+                          LEFT JOIN outputs po ON po.chain = $c AND po.txid = i.prev_txid AND po.n = i.prev_n
                           WHERE o.small < o.big AND o.small <= $share * (o.small + o.big))
            SELECT (row_number() OVER (ORDER BY height, txid) - 1)::BIGINT AS idx, * FROM steps""",
         {"c": chain, "share": max_payment_share})
     links = con.execute(
         """SELECT s.idx, coalesce(p.idx, -1) AS pred FROM _peel_steps s
            LEFT JOIN _peel_steps p ON p.txid = s.prev_txid AND p.big_n = s.prev_n AND p.height <= s.height
+                AND """ + _SAME_WALLET + """
            ORDER BY s.idx""").fetchnumpy()
     pred = np.asarray(links["pred"], dtype=np.int64)
     head, position = rank_paths(pred)

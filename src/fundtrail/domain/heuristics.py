@@ -11,12 +11,21 @@ address-less outputs are ignored. The rules:
 * ``round-number``: every output but one is a round amount (a payment of whole units); the odd one is change.
 * ``optimal-change``: exactly one output is smaller than every input; a wallet would not have added the
   smallest input if it were the payment, so it is change.
-* ``peel-chain``: a 1-in/2-out step of a detected peel chain; its larger (continuing) output is change.
+* ``peel-chain``: a 1-in/2-out step of a detected peel chain; its larger (continuing) output is change,
+  provided it keeps the script type of the spent coin. A peeling wallet sends its remainder to an address
+  of its own kind; a larger output of another script type is a payment to another wallet, and the "chain"
+  has crossed from one owner to the next (someone paid more than half of a coin, and the payee spent it
+  the same way). A step that *ends* its chain (its larger output is spent, but not by a further step of
+  the chain) gets the lower ``peel_end_confidence``: there the structure broke, and a payee who received
+  more than half of a coin and spent it otherwise looks the same, so another rule must agree before the
+  output reaches a clustering threshold. A last step whose larger output is still unspent keeps
+  ``peel_confidence``: the chain may go on, and nothing contradicts it yet.
 
 :func:`combine_evidence` folds the evidence of a transaction into one confidence per output: the rules
 on an output combine as independent witnesses (``1 - prod(1 - c)``), and evidence that *another* output is
 the change counts against it, so conflicting rules cancel instead of both winning. ``address-reuse`` is
-certain and neither discounted nor discounting.
+certain: it is never discounted, and an output it names makes every uncertain output of the transaction
+a payment (score 0), since a wallet returns its change once.
 """
 
 from __future__ import annotations
@@ -86,6 +95,9 @@ class ChangeParams:
     round_confidence: float = 0.6
     optimal_confidence: float = 0.5
     peel_confidence: float = 0.8
+    peel_end_confidence: float = 0.55
+    """The peel-chain rule on a step ending its chain (larger output spent, not by a further step): below
+    0.8 alone, above it with any other rule of confidence 0.6 or more."""
     round_zeros: int = 5
     """A value is round when it ends in at least this many decimal zeros (in base units)."""
     peel_max_payment_share: float = 0.5
@@ -135,11 +147,33 @@ def peel_split(values: tuple[int, int], max_payment_share: float) -> tuple[int, 
     return small, big
 
 
+def peel_change(tx: TxView, params: ChangeParams, *, chain_end: bool = False) -> ChangeEvidence | None:
+    """Peel-chain evidence on a step ``tx`` of a detected chain: its continuing output, or ``None``.
+
+    The step must be 1-in/2-out with a payment of at most ``peel_max_payment_share``, and its continuing
+    output must have the script type of the spent coin (when known). ``chain_end``: ``tx`` ends its chain
+    (its larger output is spent, but not by a further step), and the evidence has ``peel_end_confidence``.
+    """
+    outs = tx.addressed_outputs
+    if len(tx.inputs) != 1 or len(tx.outputs) != 2 or len(outs) != 2:
+        return None
+    split = peel_split((outs[0].value, outs[1].value), params.peel_max_payment_share)
+    if split is None:
+        return None
+    continuing = outs[split[1]]
+    in_type = tx.inputs[0].script_type
+    if in_type is not None and continuing.script_type != in_type:
+        return None
+    confidence = params.peel_end_confidence if chain_end else params.peel_confidence
+    return ChangeEvidence(continuing.n, ChangeRule.PEEL_CHAIN, confidence)
+
+
 def change_evidence(tx: TxView, params: ChangeParams = ChangeParams(), *,
-                    peel_chain: bool = False) -> list[ChangeEvidence]:
+                    peel_chain: bool = False, peel_end: bool = False) -> list[ChangeEvidence]:
     """Every change rule that fires on ``tx``, in rule order then output order.
 
-    ``peel_chain`` says that peel-chain detection found ``tx`` as a step of a chain.
+    ``peel_chain`` says that peel-chain detection found ``tx`` as a step of a chain; ``peel_end`` that
+    it ends the chain: its larger output is spent, but not by a further step.
     """
     outs = tx.addressed_outputs
     if tx.coinbase or len(outs) < 2 or not tx.inputs:
@@ -170,10 +204,9 @@ def change_evidence(tx: TxView, params: ChangeParams = ChangeParams(), *,
         smallest = min(v for v in in_values if v is not None)
         name(ChangeRule.OPTIMAL_CHANGE, only([o for o in outs if o.value < smallest]))
 
-    if peel_chain and len(tx.inputs) == 1 and len(tx.outputs) == 2 and len(outs) == 2:
-        split = peel_split((outs[0].value, outs[1].value), params.peel_max_payment_share)
-        if split is not None:
-            name(ChangeRule.PEEL_CHAIN, [outs[split[1]]])
+    peel = peel_change(tx, params, chain_end=peel_end) if peel_chain else None
+    if peel is not None:
+        found.append(peel)
 
     order = list(ChangeRule)
     found.sort(key=lambda e: (order.index(e.rule), e.n))
@@ -184,8 +217,9 @@ def combine_evidence(evidence: list[ChangeEvidence]) -> list[CombinedChange]:
     """One combined confidence per output named by ``evidence`` (all from one transaction), by output.
 
     ``support(o) = 1 - prod(1 - c)`` over the rules naming ``o``; an output named by a certain rule
-    (confidence 1) scores 1; any other output scores ``support(o) * prod(1 - support(p))`` over the other
-    uncertain outputs ``p``, so that rules disagreeing on which output is change weaken each other.
+    (confidence 1) scores 1; when one is, every other output scores 0 (the change is found, the rest are
+    payments); otherwise an output scores ``support(o) * prod(1 - support(p))`` over the other outputs
+    ``p``, so that rules disagreeing on which output is change weaken each other.
     """
     rules: dict[int, list[ChangeRule]] = {}
     miss: dict[int, float] = {}
@@ -200,8 +234,9 @@ def combine_evidence(evidence: list[ChangeEvidence]) -> list[CombinedChange]:
     for n in sorted(rules):
         if n in certain:
             score = 1.0
+        elif certain:
+            score = 0.0
         else:
-            score = support[n] * math.prod(1.0 - support[p] for p in sorted(support)
-                                           if p != n and p not in certain)
+            score = support[n] * math.prod(1.0 - support[p] for p in sorted(support) if p != n)
         combined.append(CombinedChange(n, score, tuple(rules[n])))
     return combined
