@@ -588,3 +588,18 @@ def test_single_input_chains_give_the_same_trace_under_every_policy(chain: Any) 
         assert docs[0]["endpoints"] == docs[1]["endpoints"] == docs[2]["endpoints"]
     finally:
         store.close()
+
+
+def test_amounts_beyond_int64_stay_exact(store: ChainStore) -> None:
+    big = 10**20
+    w = World()
+    w.tx("fund", [], [("thief", 3 * big)], coinbase=True)
+    w.tx("clean", [], [("bob", big)], coinbase=True)
+    w.tx("mix", [("clean", 0), ("fund", 0)], [("carol", 2 * big), ("dave", 2 * big - 1000)])
+    store.write_batch(w.batch)
+    r = trace_funds(store, "btc", [A("thief")])
+    assert ends(r) == [("carol", "unspent", 3 * big // 2, 1), ("dave", "unspent", 3 * big // 2 - 750, 1)]
+    assert fees(r) == 750
+    # the thief's input brought the taint: it is where both outputs came from
+    assert flows(r) == [("mix", 0, "thief", "carol", 2 * big, 3 * big // 2, 1),
+                        ("mix", 1, "thief", "dave", 2 * big - 1000, 3 * big // 2 - 750, 1)]

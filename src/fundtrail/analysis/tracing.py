@@ -439,7 +439,8 @@ class AttributionIndex:
         """Which addresses are attributed services."""
         if len(self.services) == 0:
             return np.zeros(len(addrs), dtype=bool)
-        return np.isin(addrs, self.services)
+        pos = np.minimum(np.searchsorted(self.services, addrs), len(self.services) - 1)
+        return self.services[pos] == addrs
 
     def get(self, address_id: int) -> Attribution | None:
         """The attribution of one address (None when it has none)."""
@@ -689,15 +690,22 @@ class _UtxoTrace:
 
     def explore(self, seed_rows: np.ndarray, exempt: np.ndarray) -> tuple[_Local, np.ndarray]:
         """Phase 1: expand the frontier of outputs hop by hop; returns the touched outputs and the
-        transactions the traced funds can reach (sorted)."""
+        transactions the traced funds can reach (sorted).
+
+        Outputs and transactions already seen are marked in two masks over the graph, so a hop costs
+        in proportion to its frontier, not to all the trace has touched so far.
+        """
         g, p = self.g, self.p
         backward = p.direction is Direction.BACKWARD
         all_rows = [seed_rows]
         all_codes = []
         all_exempt = [exempt]
+        seen_out = np.zeros(len(g.out_tx), dtype=bool)
+        seen_out[seed_rows] = True
+        seen_tx = np.zeros(g.tx_count, dtype=bool)
+        reached_parts: list[np.ndarray] = []
         is_seed = np.ones(len(seed_rows), dtype=bool)
         frontier, frontier_exempt = seed_rows, exempt
-        reached = np.zeros(0, dtype=np.int64)
         for depth in range(1, p.max_hops + 2):
             codes = (self.backward_codes(frontier, frontier_exempt) if backward
                      else self.forward_codes(frontier, frontier_exempt, is_seed))
@@ -705,24 +713,27 @@ class _UtxoTrace:
             if depth > p.max_hops:
                 break
             go = frontier[codes == OK]
-            nxt = np.unique(g.out_tx[go] if backward else g.out_spender[go])
+            nxt = g.out_tx[go] if backward else g.out_spender[go]
             nxt = nxt[nxt >= 0]
-            new = np.setdiff1d(nxt, reached, assume_unique=True)
+            new = np.unique(nxt[~seen_tx[nxt]])
             if len(new) == 0:
                 break
-            reached = np.union1d(reached, new)
+            seen_tx[new] = True
+            reached_parts.append(new)
             if backward:
                 prev = g.in_prev[g.inputs_of(new)]
                 frontier = np.unique(prev[prev >= 0])
             else:
                 frontier = g.outputs_of(new)
-            frontier = np.setdiff1d(frontier, np.concatenate(all_rows), assume_unique=False)
+            frontier = frontier[~seen_out[frontier]]
             if len(frontier) == 0:
                 break
+            seen_out[frontier] = True
             frontier_exempt = np.zeros(len(frontier), dtype=bool)
             is_seed = np.zeros(len(frontier), dtype=bool)
             all_rows.append(frontier)
             all_exempt.append(frontier_exempt)
+        reached = np.sort(np.concatenate(reached_parts)) if reached_parts else np.zeros(0, dtype=np.int64)
         rows = np.concatenate(all_rows)
         codes = np.concatenate(all_codes)
         ex = np.concatenate(all_exempt)
@@ -973,11 +984,11 @@ class _UtxoTrace:
             hops = np.minimum.reduceat(local.hop[ends][order], starts)
         g_aid, g_tx, g_code = aid[starts], txkey[starts], codes[starts]
         g_text = self._text_column(g_aid)
-        g_txid = g.txids(np.maximum(g_tx, 0)) if len(g_tx) else []
+        g_txid = self._txid_column(g_tx)
         merged: dict[tuple[str | None, str | None, str], list[Any]] = {
-            (text, txid if t >= 0 else None, _CODE_REASON[c]): [a, v, h]
-            for a, t, c, text, txid, v, h in zip(g_aid.tolist(), g_tx.tolist(), g_code.tolist(), g_text,
-                                                 g_txid, amounts.tolist(), hops.tolist(), strict=True)}
+            (text, txid, _CODE_REASON[c]): [a, v, h]
+            for a, c, text, txid, v, h in zip(g_aid.tolist(), g_code.tolist(), g_text, g_txid,
+                                              amounts.tolist(), hops.tolist(), strict=True)}
         if backward:
             extra = self._unknown_inputs()
             texts = self._texts([i[0] for i in extra])
@@ -986,21 +997,7 @@ class _UtxoTrace:
                 entry = merged.setdefault((texts.get(a), tid, name), [a, 0, _BIG_HOP])
                 entry[1] += amount
                 entry[2] = min(entry[2], hop)
-        attributed = {a for a, _, _ in merged.values() if a in self.att.known}
-        clusters = self.att.clusters(v[0] for v in merged.values()) if len(self.att.cluster_members) else {}
-        endpoints = []
-        for (address, txid, name), (a, amount, hop) in merged.items():
-            att = self.att.known[a] if a in attributed else None
-            category = att.category if att else None
-            if name == "coinjoin":
-                category = "coinjoin"
-            elif name == "coinbase" and category is None:
-                category = "coinbase"
-            degree = int(g.degree(np.array([a]))[0]) if name == "hub" else None
-            endpoints.append(Endpoint(address, txid, NATIVE_ASSET, name, amount, hop, clusters.get(a),
-                                      att.entity if att else None, category,
-                                      att.jurisdiction if att else None, degree, att.abuse if att else None))
-        endpoints.sort(key=Endpoint.sort_key)
+        endpoints = self._endpoints(merged)
         flows: Callable[[], list[Flow]] | list[Flow] = (self._backward_flows if backward
                                                          else self._forward_flows)(local)
         if g.addr_text is None:  # addresses come from the store: build now, while it is open
@@ -1009,6 +1006,38 @@ class _UtxoTrace:
                            {NATIVE_ASSET: self.seeded},
                            {NATIVE_ASSET: self.fee_taint} if not backward else {},
                            {NATIVE_ASSET: self.overlap} if self.overlap else {}, _flows=flows)
+
+    def _endpoints(self, merged: dict[tuple[str | None, str | None, str], list[Any]]) -> list[Endpoint]:
+        """Endpoints from (address, txid, reason) -> [address id, value, hops], with attribution, sorted."""
+        known = self.att.known
+        ids = [v[0] for v in merged.values()]
+        clusters = self.att.clusters(ids) if len(self.att.cluster_members) else {}
+        hubs = [v[0] for k, v in merged.items() if k[2] == "hub"]
+        degrees = dict(zip(hubs, self.g.degree(np.array(hubs, dtype=np.int64)).tolist(), strict=True))
+        endpoints = []
+        for (address, txid, name), (a, amount, hop) in merged.items():
+            att = known.get(a)
+            if att is None:
+                category = "coinjoin" if name == "coinjoin" else "coinbase" if name == "coinbase" else None
+                endpoints.append(Endpoint(address, txid, NATIVE_ASSET, name, amount, hop, clusters.get(a),
+                                          None, category, None, degrees.get(a) if name == "hub" else None))
+                continue
+            category = "coinjoin" if name == "coinjoin" else att.category
+            if name == "coinbase" and category is None:
+                category = "coinbase"
+            endpoints.append(Endpoint(address, txid, NATIVE_ASSET, name, amount, hop, clusters.get(a),
+                                      att.entity, category, att.jurisdiction,
+                                      degrees.get(a) if name == "hub" else None, att.abuse))
+        endpoints.sort(key=Endpoint.sort_key)
+        return endpoints
+
+    def _txid_column(self, txs: np.ndarray) -> list[str | None]:
+        """Txids for a transaction number array, in order (None for -1)."""
+        out: list[str | None] = [None] * len(txs)
+        has = np.flatnonzero(txs >= 0)
+        for i, txid in zip(has.tolist(), self.g.txids(txs[has]), strict=True):
+            out[i] = txid
+        return out
 
     def _text_column(self, ids: np.ndarray) -> list[str | None]:
         """Address strings for an id array, in order (None for -1)."""
@@ -1026,14 +1055,18 @@ class _UtxoTrace:
         return texts if texts is not None else address_texts(self.store, self.chain, wanted)
 
     def _primary(self, link_tx: np.ndarray, link_row: np.ndarray, link_amount: np.ndarray,
-                 n_of: np.ndarray) -> dict[int, int]:
-        """Per transaction, the link row that brought the most value (lowest n on ties)."""
-        best: dict[int, tuple[int, int, int]] = {}
-        for t, r, a in zip(link_tx.tolist(), link_row.tolist(), link_amount.tolist(), strict=True):
-            key = (int(a), -int(n_of[r]), r)
-            if t not in best or key > best[t]:
-                best[t] = key
-        return {t: v[2] for t, v in best.items()}
+                 n_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per transaction (sorted), the link row that brought the most value (lowest n on ties)."""
+        if len(link_tx) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        amount = link_amount
+        if amount.dtype == object:  # amounts beyond int64: sort by rank
+            amount = np.unique(amount, return_inverse=True)[1]
+        order = np.lexsort((link_row, -n_of[link_row], amount, link_tx))
+        tx = link_tx[order]
+        last = np.ones(len(tx), dtype=bool)
+        last[:-1] = tx[1:] != tx[:-1]
+        return tx[last], link_row[order][last]
 
     def _forward_flows(self, local: _Local) -> Callable[[], list[Flow]]:
         """Flows of a forward trace: every output that received taint, built on demand."""
@@ -1056,16 +1089,8 @@ class _UtxoTrace:
 
         def build() -> list[Flow]:
             change = self._change_mask(out_rows).tolist()
-            primary = self._primary(link_tx, link_row, link_amount, g.in_n)
-            prev = g.in_prev[link_row]
-            prev_txids = g.txids(g.out_tx[prev])
-            spent: dict[int, list[tuple[int, str]]] = defaultdict(list)
-            for t, n, ptxid, pn, a in zip(link_tx.tolist(), g.in_n[link_row].tolist(), prev_txids,
-                                          g.out_n[prev].tolist(), link_amount.tolist(), strict=True):
-                spent[t].append((n, f"spent output {ptxid}:{pn} ({a} tainted)"))
-            evidence = {t: tuple(s for _, s in sorted(items)) + (rule,) for t, items in spent.items()}
-            ptx = np.array(sorted(primary), dtype=np.int64)
-            prow = np.array([primary[t] for t in ptx.tolist()], dtype=np.int64)
+            ptx, prow = self._primary(link_tx, link_row, link_amount, g.in_n)
+            evidence = self._spent_evidence(link_tx, link_row, link_amount, rule)
             from_ids = g.in_addr[prow[np.searchsorted(ptx, flow_tx)]] if len(ptx) else flow_tx * 0 - 1
             from_text = self._text_column(from_ids)
             to_text = self._text_column(g.out_addr[out_rows])
@@ -1080,11 +1105,26 @@ class _UtxoTrace:
                     ev = ev + ("change heuristic: output pays an address that funded the transaction",)
                 if code:
                     ev = ev + (f"change heuristic: {g.change_names[code - 1]}",)
-                flows.append(Flow(txid, src, dst, NATIVE_ASSET, int(value), int(a), int(h), ev,
-                                  output=int(n)))
+                flows.append(Flow(txid, src, dst, NATIVE_ASSET, value, a, h, ev, output=n))
             return flows
 
         return build
+
+    def _spent_evidence(self, link_tx: np.ndarray, link_row: np.ndarray, link_amount: np.ndarray,
+                        rule: str) -> dict[int, tuple[str, ...]]:
+        """Forward: per transaction, the tainted outputs its inputs spent (in input order), then the rule."""
+        g = self.g
+        if len(link_tx) == 0:
+            return {}
+        order = np.lexsort((g.in_n[link_row], link_tx))
+        tx, row = link_tx[order], link_row[order]
+        prev = g.in_prev[row]
+        amounts = link_amount[order].tolist()
+        columns = zip(g.txids(g.out_tx[prev]), g.out_n[prev].tolist(), amounts, strict=True)
+        texts = [f"spent output {ptxid}:{pn} ({a} tainted)" for ptxid, pn, a in columns]
+        starts = np.flatnonzero(np.concatenate(([True], tx[1:] != tx[:-1]))).tolist()
+        ends = [*starts[1:], len(texts)]
+        return {t: (*texts[a:b], rule) for t, a, b in zip(tx[starts].tolist(), starts, ends, strict=True)}
 
     def _backward_flows(self, local: _Local) -> Callable[[], list[Flow]]:
         """Flows of a backward trace: every input that supplied value of interest, built on demand."""
@@ -1096,7 +1136,8 @@ class _UtxoTrace:
                 TaintPolicy.FIFO: "fifo: inputs in order fill outputs in order"}[p.policy]
 
         def build() -> list[Flow]:
-            primary = self._primary(link_tx, link_row, link_amount, g.out_n)
+            primary = dict(zip(*(a.tolist() for a in self._primary(link_tx, link_row, link_amount, g.out_n)),
+                               strict=True))
             funds: dict[int, list[int]] = defaultdict(list)
             for t, r in zip(link_tx.tolist(), link_row.tolist(), strict=True):
                 funds[t].append(int(g.out_n[r]))
