@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fundtrail.analysis.graph import snapshot
+from fundtrail.analysis.graph import snapshot, utxo_graph
 from fundtrail.analysis.tracing import TraceResult, trace_funds
 from fundtrail.domain.addresses import segwit_address
 from fundtrail.domain.records import BlockRecord, UtxoBatch
@@ -603,3 +603,13 @@ def test_amounts_beyond_int64_stay_exact(store: ChainStore) -> None:
     # the thief's input brought the taint: it is where both outputs came from
     assert flows(r) == [("mix", 0, "thief", "carol", 2 * big, 3 * big // 2, 1),
                         ("mix", 1, "thief", "dave", 2 * big - 1000, 3 * big // 2 - 750, 1)]
+
+
+def test_the_graph_finds_addresses_as_the_store_does(world: ChainStore) -> None:
+    g = utxo_graph(world, "btc")
+    known = [A(n) for n in NAMES if world.address_id("btc", A(n)) is not None]
+    assert len(known) == 6
+    for address in known:
+        assert g.find_address(address) == world.address_id("btc", address)
+    for missing in (A("nobody"), "", "zzz", known[0][:-1], known[0] + "q"):
+        assert g.find_address(missing) is None

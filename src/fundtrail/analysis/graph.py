@@ -14,6 +14,7 @@ resolved, transaction patterns updated).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -200,6 +201,7 @@ class UtxoGraph:
     out_change: np.ndarray
     change_names: list[str] = field(default_factory=list)
     build_seconds: float = 0.0
+    addr_order: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def tx_count(self) -> int:
@@ -247,11 +249,24 @@ class UtxoGraph:
         return found
 
     def find_address(self, address: str) -> int | None:
-        """The interned id of an address the graph knows (None when unknown or not held)."""
+        """The interned id of an address the graph knows (None when unknown or not held).
+
+        A binary search over the addresses in sorted order (the order is computed on first use).
+        """
         if self.addr_text is None:
             return None
-        found = int(pc.index(self.addr_text, pa.scalar(address, pa.string())).as_py())
-        return found if found >= 0 else None
+        order = self._address_order()
+        texts = _SortedTexts(self.addr_text, order)
+        i = bisect.bisect_left(texts, address)
+        return int(order[i]) if i < len(order) and texts[i] == address else None
+
+    def _address_order(self) -> np.ndarray:
+        """Address ids sorted by address text (stable: the lowest id first among equals), nulls left out."""
+        if self.addr_order is None:
+            assert self.addr_text is not None
+            order = pc.sort_indices(self.addr_text).to_numpy()  # nulls sort last
+            self.addr_order = order[:len(order) - self.addr_text.null_count]
+        return self.addr_order
 
     def txids(self, txs: np.ndarray) -> list[str]:
         """Txids of transaction numbers."""
@@ -278,6 +293,20 @@ class UtxoGraph:
         if until is not None:
             ok &= t <= until
         return ok
+
+
+class _SortedTexts:
+    """Address texts in sorted order, as a sequence for :mod:`bisect`."""
+
+    def __init__(self, texts: pa.StringArray, order: np.ndarray) -> None:
+        self.texts = texts
+        self.order = order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int) -> str:
+        return self.texts[int(self.order[i])].as_py()
 
 
 def expand_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

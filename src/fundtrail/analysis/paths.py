@@ -62,11 +62,17 @@ def _flow_doc(flow: Flow) -> dict[str, Any]:
     return doc
 
 
-def _address(store: ChainStore, chain: str, text: str, role: str) -> tuple[str, int]:
+def _address(store: ChainStore, chain: str, text: str, role: str) -> str:
     seed = parse_seed(store, chain, text)
     if seed.kind != "address":
         raise InputError(f"path search needs two addresses; the {role} {text!r} is a transaction")
-    return seed.text, _address_id(store, chain, seed.text)
+    return seed.text
+
+
+def _address_number(store: ChainStore, chain: str, text: str, g: UtxoGraph | None) -> int:
+    """The interned id of an address: from the graph when it holds the texts, else from the store."""
+    found = g.find_address(text) if g is not None else None
+    return found if found is not None else _address_id(store, chain, text)
 
 
 def find_paths(store: ChainStore, chain: str, source: str, target: str, *, max_hops: int = 6,
@@ -81,15 +87,17 @@ def find_paths(store: ChainStore, chain: str, source: str, target: str, *, max_h
         raise InputError(f"limit must be >= 1, got {limit}")
     if min_value < 0:
         raise InputError(f"min_value must be >= 0, got {min_value}")
-    src_text, src = _address(store, chain, source, "source")
-    dst_text, dst = _address(store, chain, target, "target")
+    src_text = _address(store, chain, source, "source")
+    dst_text = _address(store, chain, target, "target")
+    g = utxo_graph(store, chain) if params.is_utxo else None
+    src = _address_number(store, chain, src_text, g)
+    dst = _address_number(store, chain, dst_text, g)
     if src == dst:
         raise InputError("source and target are the same address")
     options = {"max_hops": max_hops, "min_value": str(min_value), "since": since, "until": until,
                "hub_degree": hub_degree, "limit": limit}
-    if params.is_utxo:
-        search = _UtxoPaths(store, chain, utxo_graph(store, chain), max_hops, min_value, since, until,
-                            hub_degree, limit)
+    if g is not None:
+        search = _UtxoPaths(store, chain, g, max_hops, min_value, since, until, hub_degree, limit)
         paths = search.run(src, dst)
     else:
         accounts = _AccountPaths(store, chain, max_hops, min_value, since, until, hub_degree, limit)
