@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from fundtrail.scenarios.evaluate import pairwise_scores, score_trace, set_scores, spread
+from fundtrail.scenarios.evaluate import change_metrics, pairwise_scores, score_trace, set_scores, spread
 from fundtrail.scenarios.groundtruth import CashOut, Typology, TypologyKind
 
 
@@ -119,6 +119,39 @@ def test_score_trace_by_hand() -> None:
     assert m["t.exchange_precision_value"] == pytest.approx(350 / 440)
 
 
+def test_change_metrics_by_hand() -> None:
+    from fundtrail.analysis.change import ensure_table
+    from fundtrail.store import ChainStore
+    from fundtrail.testing.utxo import UtxoChain
+
+    chain = UtxoChain()
+    c1 = chain.coinbase("c1", [("alice1", 50_000)])
+    c2 = chain.coinbase("c2", [("carol1", 20_000)])
+    chain.next_block()
+    t1 = chain.tx("t1", [c1.out(0)], [("bob1", 30_000), ("alice2", 19_000)])  # change: alice2
+    t2 = chain.tx("t2", [c2.out(0)], [("dave1", 10_000), ("erin1", 9_000)])  # no change
+    chain.next_block()
+    chain.tx("t3", [t1.out(0)], [("bob2", 29_000)])  # one output: out of scope
+    chain.tx("t4", [t1.out(1), t2.out(0)], [("frank1", 28_000), ("dave2", 500)])  # two owners: out of scope
+    owners = {"alice1": "A", "alice2": "A", "bob1": "B", "bob2": "B", "carol1": "C", "dave1": "D",
+              "dave2": "D", "erin1": "E", "frank1": "F"}
+    with ChainStore(":memory:") as store:
+        chain.write(store)
+        ensure_table(store)
+        store.con.executemany(
+            "INSERT INTO change_outputs VALUES ('btc', ?, 2, ?, NULL, ?, ?)",
+            [("t1", 1, "combined", 0.9),    # right
+             ("t2", 0, "combined", 0.85),   # wrong: dave1 is a payee
+             ("t1", 0, "combined", 0.5),    # below the threshold
+             ("t1", 0, "reuse", 1.0),       # a single rule, not the combined evidence
+             ("t4", 0, "combined", 0.9)],   # outside the scored transactions
+        )
+        metrics, counts = change_metrics(store, "btc", owners, 0.8)
+    assert metrics == {"change.precision": 0.5, "change.recall": 1.0}
+    assert counts == {"true_change": 1, "taken": 2, "taken_right": 1, "taken_outside_scope": 1,
+                      "threshold": 0.8}
+
+
 def test_evaluate_command_scores_a_small_world(cli) -> None:
     result = cli("evaluate", "--worlds", "1", "--seed", "4", "--size", "700", "--format", "json")
     assert result.exit_code == 0, result.output
@@ -132,6 +165,7 @@ def test_evaluate_command_scores_a_small_world(cli) -> None:
         assert metrics[f"tracing.{policy}.unmixed_deposit_recall_count"]["mean"] > 0.3
     assert metrics["clustering.co_spend.precision"]["mean"] > 0.9
     assert metrics["coinjoin.whirlpool_mix.recall"]["mean"] > 0.9
+    assert metrics["change.precision"]["mean"] > 0.9
     counts = doc["per_world"][0]["counts"]
     assert counts["clustering"]["true_pairs"] > counts["clustering"]["true_positive_pairs"] > 0
 

@@ -8,6 +8,10 @@ taint policy. The scores:
 * **Clustering**, pairwise over address pairs: precision is the share of address pairs put in one cluster
   that truly share an owner; recall the share of pairs sharing an owner that were put in one cluster.
   Computed from the contingency counts of (owner, cluster), never by listing pairs.
+* **Change outputs**, over the transactions whose inputs all belong to one known owner and that pay
+  someone else: precision is the share of the outputs taken as change (combined confidence at least
+  the clustering threshold) that really return to the spender; recall the share of the outputs that
+  return to the spender that were taken as change.
 * **CoinJoin detection**, per kind of mix: recall is the share of the generated mixes detected as mixes,
   precision the share of transactions flagged by the kind's own rule that really are that kind.
 * **Tracing**, per taint policy: the share of the cash-out deposit addresses reached by the trace and
@@ -119,7 +123,7 @@ class SetScores:
         return self.true_positives / self.expected if self.expected else 1.0
 
 
-def set_scores(expected: Iterable[str], found: Iterable[str]) -> SetScores:
+def set_scores(expected: Iterable[Any], found: Iterable[Any]) -> SetScores:
     """Scores of ``found`` against ``expected``."""
     e, f = set(expected), set(found)
     return SetScores(len(e & f), len(f), len(e))
@@ -145,6 +149,10 @@ class WorldScores:
             "counts": self.counts,
             "seconds": round(self.seconds, 2),
         }
+
+
+CHANGE_THRESHOLD = 0.8
+"""Combined change confidence at which an output joins its inputs' cluster (the CLI's default)."""
 
 
 def _cluster_labels(
@@ -184,6 +192,56 @@ def clustering_metrics(
         "true_pairs": overall.true_pairs,
         "predicted_pairs": overall.predicted_pairs,
         "true_positive_pairs": overall.true_positive_pairs,
+    }
+    return metrics, counts
+
+
+_CHANGE_TRUTH_SQL = """
+WITH spenders AS (
+    SELECT i.txid, min(w.entity) AS entity
+    FROM inputs i LEFT JOIN _eval_owners w ON w.address = i.address
+    WHERE i.chain = $c
+    GROUP BY i.txid
+    HAVING count(DISTINCT w.entity) = 1 AND count(*) = count(w.entity)),
+outs AS (
+    SELECT o.txid, o.n, o.address_id, (w.entity IS NOT DISTINCT FROM s.entity) AS returns
+    FROM outputs o JOIN spenders s USING (txid) LEFT JOIN _eval_owners w ON w.address = o.address
+    WHERE o.chain = $c AND o.address IS NOT NULL),
+payments AS (SELECT txid FROM outs GROUP BY txid HAVING count(*) >= 2 AND NOT bool_and(returns))
+SELECT txid, n, returns FROM outs SEMI JOIN payments USING (txid)
+"""
+
+
+def change_metrics(
+    store: Any, chain: str, owners: dict[str, str], threshold: float
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Precision and recall of the change outputs at ``threshold`` (see the module's notes)."""
+    import pyarrow as pa
+
+    table = pa.table({"address": list(owners), "entity": list(owners.values())})
+    store.con.register("_eval_owners", table)
+    try:
+        rows = store.con.execute(_CHANGE_TRUTH_SQL, {"c": chain}).fetchall()
+    finally:
+        store.con.unregister("_eval_owners")
+    taken = {
+        (txid, n)
+        for txid, n in store.con.execute(
+            "SELECT txid, n FROM change_outputs WHERE chain = ? AND heuristic = 'combined' "
+            "AND confidence >= ?",
+            [chain, threshold],
+        ).fetchall()
+    }
+    in_scope = {(txid, n) for txid, n, _ in rows}
+    true_change = {(txid, n) for txid, n, returns in rows if returns}
+    scores = set_scores(true_change, taken & in_scope)
+    metrics = {"change.precision": scores.precision, "change.recall": scores.recall}
+    counts = {
+        "true_change": scores.expected,
+        "taken": scores.found,
+        "taken_right": scores.true_positives,
+        "taken_outside_scope": len(taken - in_scope),
+        "threshold": threshold,
     }
     return metrics, counts
 
@@ -357,7 +415,9 @@ def evaluate_world(
         found, counts["tracing"] = tracing_metrics(store, chain, truth, policies)
         metrics.update(found)
         if with_change:
-            cluster_addresses(store, chain, with_change=True)
+            cluster_addresses(store, chain, with_change=True, change_threshold=CHANGE_THRESHOLD)
+            found, counts["change"] = change_metrics(store, chain, owners, CHANGE_THRESHOLD)
+            metrics.update(found)
             found, counts["clustering_with_change"] = clustering_metrics(
                 store, chain, owners, kinds, "clustering.with_change"
             )
