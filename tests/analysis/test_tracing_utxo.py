@@ -14,6 +14,7 @@ DAVE (mix:1) and CAROL's change (hop2:1) stay unspent. EXCHANGE is tagged "North
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections import defaultdict
@@ -613,3 +614,15 @@ def test_the_graph_finds_addresses_as_the_store_does(world: ChainStore) -> None:
         assert g.find_address(address) == world.address_id("btc", address)
     for missing in (A("nobody"), "", "zzz", known[0][:-1], known[0] + "q"):
         assert g.find_address(missing) is None
+
+
+def test_building_a_document_leaves_the_garbage_collector_as_it_was(world: ChainStore) -> None:
+    assert gc.isenabled()
+    trace_funds(world, "btc", [A("thief")]).to_dict()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        trace_funds(world, "btc", [A("thief")]).to_dict()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -27,12 +27,14 @@ the same document byte for byte.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import threading
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -202,8 +204,9 @@ class TraceResult:
     def flows(self) -> tuple[Flow, ...]:
         """Every movement of traced value, sorted."""
         source = self._flows
-        flows = source() if callable(source) else source
-        return tuple(sorted(flows, key=Flow.sort_key))
+        with _bulk():
+            flows = source() if callable(source) else source
+            return tuple(sorted(flows, key=Flow.sort_key))
 
     @property
     def policy(self) -> TaintPolicy:
@@ -241,6 +244,10 @@ class TraceResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The trace as the ``fundtrail trace --format json`` document."""
+        with _bulk():
+            return self._document()
+
+    def _document(self) -> dict[str, Any]:
         stopped = []
         for e in self.stopped:
             item: dict[str, Any] = ({"txid": e.txid} if e.address is None and e.txid
@@ -259,6 +266,22 @@ class TraceResult:
                 "endpoints": [e.to_dict() for e in self.endpoints],
                 "flows": [f.to_dict() for f in self.flows],
                 "stopped": stopped, "totals": self.totals()}
+
+
+@contextmanager
+def _bulk() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a trace builds many acyclic objects (flows, documents).
+
+    Those objects hold no reference cycles, so the collector has nothing to find in them; left on, it
+    walks every live object again and again as they pile up (tens of thousands for a large trace).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # ------------------------------------------------------------------------------------- look-ups
@@ -997,7 +1020,8 @@ class _UtxoTrace:
                 entry = merged.setdefault((texts.get(a), tid, name), [a, 0, _BIG_HOP])
                 entry[1] += amount
                 entry[2] = min(entry[2], hop)
-        endpoints = self._endpoints(merged)
+        with _bulk():
+            endpoints = self._endpoints(merged)
         flows: Callable[[], list[Flow]] | list[Flow] = (self._backward_flows if backward
                                                          else self._forward_flows)(local)
         if g.addr_text is None:  # addresses come from the store: build now, while it is open
