@@ -833,6 +833,20 @@ class _UtxoTrace:
         local.taint[opos[write]] = shares[write]
         local.hop[opos[write]] = hops[write]
 
+    @staticmethod
+    def _fifo_coins(local: _Local, values: np.ndarray, pos: np.ndarray, prop: np.ndarray
+                    ) -> tuple[list[Coin], list[int]]:
+        """The coins of one transaction side for FIFO (tainted lots where taint propagates), and the
+        tainted amount of each."""
+        coins: list[Coin] = []
+        amounts: list[int] = []
+        for i, value in enumerate(values.tolist()):
+            lots = local.lots[int(pos[i])] if prop[i] else ()
+            amount = lots_amount(lots)
+            coins.append(Coin(int(value), amount, lots) if prop[i] else Coin(int(value)))
+            amounts.append(amount)
+        return coins, amounts
+
     def _forward_fifo(self, local: _Local, reached: np.ndarray) -> None:
         g = self.g
         for p in self.seed_pos.tolist():
@@ -844,13 +858,7 @@ class _UtxoTrace:
             prop = self.propagating(local, pos, found)
             if not prop.any():
                 continue
-            coins = []
-            amounts = []
-            for i, row in enumerate(in_rows.tolist()):
-                value = int(g.in_value[row])
-                lots = local.lots[int(pos[i])] if prop[i] else ()
-                coins.append(Coin(value, lots_amount(lots), lots) if prop[i] else Coin(value))
-                amounts.append(lots_amount(lots))
+            coins, amounts = self._fifo_coins(local, g.in_value[in_rows], pos, prop)
             hop = int(local.hop[pos[prop]].min()) + 1
             out_rows = g.outputs_of(one)
             result = propagate_tx(TaintPolicy.FIFO, coins, [int(v) for v in g.out_value[out_rows]])
@@ -924,13 +932,7 @@ class _UtxoTrace:
         prop = self.propagating(local, pos, found)
         if not prop.any():
             return
-        coins = []
-        amounts = []
-        for i, row in enumerate(out_rows.tolist()):
-            value = int(g.out_value[row])
-            lots = local.lots[int(pos[i])] if prop[i] else ()
-            coins.append(Coin(value, lots_amount(lots), lots) if prop[i] else Coin(value))
-            amounts.append(lots_amount(lots))
+        coins, amounts = self._fifo_coins(local, g.out_value[out_rows], pos, prop)
         hop = int(local.hop[pos[prop]].min()) + 1
         in_rows = g.inputs_of(one)
         values = [int(v) for v in g.in_value[in_rows]]
