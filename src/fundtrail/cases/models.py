@@ -3,89 +3,33 @@
 Created and changed only by the Alembic migrations in ``fundtrail/cases/migrations``; never by
 ``create_all``. Amounts are exact integers stored as decimal text (:class:`Amount`), because SQLite
 has no exact type wider than 64 bits and wei amounts do not fit in one. Times are UTC
-(:class:`UTCDateTime`). A case carries a ``version`` column: concurrent edits of one case fail with
-a ConflictError instead of overwriting each other (optimistic locking).
+(:class:`UTCDateTime`); both types and the declarative :class:`Base` are in
+:mod:`fundtrail.db_base`, shared with the other layers' tables (the audit tables, signing keys among
+them, are in :mod:`fundtrail.audit.models`). A case carries a ``version`` column: concurrent edits of
+one case fail with a ConflictError instead of overwriting each other (optimistic locking).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
     event,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from fundtrail.audit.models import SigningKey
+from fundtrail.db_base import Amount, Base, UTCDateTime, utcnow
 from fundtrail.errors import InputError
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on every backend (SQLite keeps it naive, in UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the case database; use UTC-aware datetimes")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Amount(TypeDecorator[int]):
-    """An exact non-negative integer of base units, stored as decimal text."""
-
-    impl = String(80)
-    cache_ok = True
-
-    def process_bind_param(self, value: int | None, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"amount {value!r} is not an exact integer of base units")
-        return str(value)
-
-    def process_result_value(self, value: str | None, dialect: Dialect) -> int | None:
-        return None if value is None else int(value)
-
-
-def utcnow() -> datetime:
-    """Now, in UTC."""
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    """Base of every case-database model."""
-
-    metadata = MetaData(naming_convention=NAMING)
 
 
 class Agency(Base):
@@ -228,17 +172,6 @@ class Subject(Base):
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     case: Mapped[Case] = relationship(back_populates="subjects")
-
-
-class SigningKey(Base):
-    """A public key the agency has signed with (evidence, audit checkpoints), by key id."""
-
-    __tablename__ = "signing_keys"
-
-    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    algorithm: Mapped[str] = mapped_column(String(20))
-    public_key: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class EvidenceItem(Base):
@@ -388,53 +321,6 @@ class LedgerEntry(Base):
     request: Mapped[LegalRequest | None] = relationship()
 
 
-class AuditRecord(Base):
-    """One record of the append-only audit log, hash-chained to the one before (see fundtrail.audit)."""
-
-    __tablename__ = "audit_records"
-
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    at: Mapped[str] = mapped_column(String(40))
-    actor: Mapped[str] = mapped_column(String(100))
-    action: Mapped[str] = mapped_column(String(60))
-    object_type: Mapped[str] = mapped_column(String(40))
-    object_id: Mapped[str | None] = mapped_column(String(100))
-    case_number: Mapped[str | None] = mapped_column(String(32))
-    reason: Mapped[str | None] = mapped_column(Text)
-    details: Mapped[str] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
-
-
-class AuditHead(Base):
-    """The chain head (one row): appends lock it, so that concurrent appends are serialised."""
-
-    __tablename__ = "audit_head"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    seq: Mapped[int] = mapped_column(Integer)
-    hash: Mapped[str] = mapped_column(String(64))
-    signed_seq: Mapped[int] = mapped_column(Integer)
-
-
-class AuditCheckpoint(Base):
-    """An Ed25519 signature over the chain head at ``seq``."""
-
-    __tablename__ = "audit_checkpoints"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer)
-    hash: Mapped[str] = mapped_column(String(64))
-    at: Mapped[str] = mapped_column(String(40))
-    key_id: Mapped[str] = mapped_column(ForeignKey("signing_keys.key_id"))
-    signature: Mapped[str] = mapped_column(String(200))
-
-
 @event.listens_for(EvidenceItem, "before_update")
 def _evidence_is_immutable(mapper: Any, connection: Any, target: EvidenceItem) -> None:
     raise InputError(f"evidence {target.id} is immutable; record a change as a new version")
-
-
-@event.listens_for(AuditRecord, "before_update")
-def _audit_is_append_only(mapper: Any, connection: Any, target: AuditRecord) -> None:
-    raise InputError(f"audit record {target.seq} is append-only")

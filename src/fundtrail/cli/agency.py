@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from fundtrail.audit import trust
 from fundtrail.audit.keys import load_or_create
 from fundtrail.cases.context import open_operation
 from fundtrail.cli.case import emit
@@ -22,11 +23,17 @@ app = typer.Typer(help="This agency's identity for partner agencies.", no_args_i
 def key(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """The key id and public key partners need (created on first use)."""
     agency_key = load_or_create(home)
-    doc = {"key_id": agency_key.key_id, "public_key": agency_key.public_b64, "algorithm": "ed25519"}
+    doc = {
+        "key_id": agency_key.key_id,
+        "public_key": agency_key.public_b64,
+        "algorithm": "ed25519",
+        "fingerprint": trust.fingerprint(agency_key.public_b64),
+    }
     emit(
         fmt,
         doc,
-        f"key id      {doc['key_id']}\npublic key  {doc['public_key']}\n"
+        f"key id      {doc['key_id']}\npublic key  {doc['public_key']}\nfingerprint {doc['fingerprint']}\n"
+        "(partners and auditors compare the fingerprint with you over another channel)\n"
         f"(give both to a partner: fundtrail agreement create ... --public-key {doc['public_key']} "
         f"--key-id {doc['key_id']})",
     )

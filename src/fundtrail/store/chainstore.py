@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from fundtrail.domain.records import AccountBatch, BlockRecord, UtxoBatch
-from fundtrail.errors import ChainConflictError, InputError
+from fundtrail.domain.records import AccountBatch, BlockRecord, LogColumns, PayloadColumns, UtxoBatch
+from fundtrail.errors import ChainConflictError, InputError, StoreBusyError
 from fundtrail.store import schema
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,13 @@ class ChainStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.read_only = read_only
-        self.con = duckdb.connect(self.path, read_only=read_only)
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as error:
+            held = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", str(error))
+            if held is None:
+                raise
+            raise StoreBusyError(self.path, f"PID {held.group(2)}, {Path(held.group(1)).name}") from None
         if not read_only:
             # Ingest writes many batches: checkpoint once at close instead of every few batches.
             self.con.execute("SET checkpoint_threshold = '4GB'")
@@ -149,7 +156,8 @@ class ChainStore:
                 {"c": chain},
             ).fetchone()
             assert row is not None
-            keys = ("blocks", "min_height", "max_height", "txs", "outputs", "inputs", "transfers", "addresses")
+            keys = ("blocks", "min_height", "max_height", "txs", "outputs", "inputs", "transfers",
+                    "addresses")
             out.append({"chain": chain, **dict(zip(keys, row, strict=True))})
         return out
 
@@ -213,6 +221,42 @@ class ChainStore:
             return columns
         return {k: [v for v, ok in zip(col, keep, strict=True) if ok] for k, col in columns.items()}
 
+    def _insert_extras(self, chain: str, todo: set[int], logs: LogColumns | None,
+                       payloads: PayloadColumns) -> None:
+        """Insert the batch's logs and payloads of the blocks being written (inside its transaction)."""
+        if logs is not None and len(logs):
+            keep = [h in todo for h in logs.height]
+            cols = self._select({"txid": logs.txid, "height": logs.height, "log_index": logs.log_index,
+                                 "address": logs.address, "topics": logs.topics, "data": logs.data}, keep)
+            t_logs = pa.table({
+                "txid": pa.array(cols["txid"], pa.string()), "height": pa.array(cols["height"], pa.int64()),
+                "log_index": pa.array(cols["log_index"], pa.int32()),
+                "address": pa.array(cols["address"], pa.string()),
+                "topics": pa.array(cols["topics"], pa.list_(pa.string())),
+                "data": pa.array(cols["data"], pa.string()),
+            })
+            self.con.register("_stage_logs", t_logs)
+            try:
+                self.con.execute("INSERT INTO logs SELECT $chain, txid, height, log_index, address, topics, "
+                                 "data FROM _stage_logs", {"chain": chain})
+            finally:
+                self.con.unregister("_stage_logs")
+        if len(payloads):
+            keep = [h in todo for h in payloads.height]
+            cols = self._select({"txid": payloads.txid, "height": payloads.height, "n": payloads.n,
+                                 "kind": payloads.kind, "data": payloads.data}, keep)
+            t_pl = pa.table({
+                "txid": pa.array(cols["txid"], pa.string()), "height": pa.array(cols["height"], pa.int64()),
+                "n": pa.array(cols["n"], pa.int32()), "kind": pa.array(cols["kind"], pa.string()),
+                "data": pa.array(cols["data"], pa.string()),
+            })
+            self.con.register("_stage_payloads", t_pl)
+            try:
+                self.con.execute("INSERT INTO payloads SELECT $chain, txid, height, n, kind, data "
+                                 "FROM _stage_payloads", {"chain": chain})
+            finally:
+                self.con.unregister("_stage_payloads")
+
     def write_utxo_batch(self, batch: UtxoBatch) -> WriteResult:
         """Write the batch's blocks that are not stored yet, in one transaction."""
         chain = batch.chain
@@ -245,7 +289,8 @@ class ChainStore:
             "time": pa.array(txs["time"], pa.int64()), "tx_index": pa.array(txs["tx_index"], pa.int32()),
             "fee": _amount_array(txs["fee"]), "coinbase": pa.array(txs["coinbase"], pa.bool_()),
             "size": pa.array(txs["size"], pa.int32()), "vsize": pa.array(txs["vsize"], pa.int32()),
-            "version": pa.array(txs["version"], pa.int64()), "locktime": pa.array(txs["locktime"], pa.int64()),
+            "version": pa.array(txs["version"], pa.int64()),
+            "locktime": pa.array(txs["locktime"], pa.int64()),
             "segwit": pa.array(txs["segwit"], pa.bool_()),
         })
         t_outs = pa.table({
@@ -279,11 +324,12 @@ class ChainStore:
                     FROM _stage_outs o LEFT JOIN addresses a ON a.chain = $chain AND a.address = o.address""",
                 {"chain": chain})
             con.execute(
-                f"""INSERT INTO inputs SELECT $chain, i.txid, i.n, i.height, i.prev_txid, i.prev_n, i.sequence,
-                       i.address, a.id, i.value::{schema.AMOUNT}
+                f"""INSERT INTO inputs SELECT $chain, i.txid, i.n, i.height, i.prev_txid, i.prev_n,
+                       i.sequence, i.address, a.id, i.value::{schema.AMOUNT}
                     FROM _stage_ins i LEFT JOIN addresses a ON a.chain = $chain AND a.address = i.address""",
                 {"chain": chain})
             self._resolve_inputs(chain, min(todo), max(todo))
+            self._insert_extras(chain, todo, None, batch.payloads)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -386,11 +432,13 @@ class ChainStore:
                        NULL, NULL, NULL, NULL, NULL, status FROM _stage_atxs""", {"chain": chain})
             con.execute(
                 f"""INSERT INTO transfers SELECT $chain, t.txid, t.height, t.time, t.transfer_index, t.kind,
-                       t.asset, t.from_address, t.to_address, f.id, r.id, t.value::{schema.AMOUNT}, t.value_text
+                       t.asset, t.from_address, t.to_address, f.id, r.id, t.value::{schema.AMOUNT},
+                       t.value_text
                     FROM _stage_trs t
                     LEFT JOIN addresses f ON f.chain = $chain AND f.address = t.from_address
                     LEFT JOIN addresses r ON r.chain = $chain AND r.address = t.to_address""",
                 {"chain": chain})
+            self._insert_extras(chain, todo, batch.logs, batch.payloads)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -421,8 +469,8 @@ class ChainStore:
                 con.execute(f"DELETE FROM {table} WHERE chain = ? AND height > ?", [chain, height])
             con.execute("""UPDATE inputs SET address = NULL, address_id = NULL, value = NULL
                            WHERE chain = ? AND value IS NOT NULL AND NOT EXISTS (
-                             SELECT 1 FROM outputs o WHERE o.chain = inputs.chain AND o.txid = inputs.prev_txid
-                               AND o.n = inputs.prev_n)""", [chain])
+                             SELECT 1 FROM outputs o WHERE o.chain = inputs.chain
+                               AND o.txid = inputs.prev_txid AND o.n = inputs.prev_n)""", [chain])
             con.execute("INSERT OR REPLACE INTO meta VALUES (?, 'true')", [f"stale:{chain}"])
             con.execute("COMMIT")
         except BaseException:
@@ -437,7 +485,7 @@ class ChainStore:
         """Write every table to ``directory/<table>.parquet``; returns rows per table."""
         directory.mkdir(parents=True, exist_ok=True)
         counts = {}
-        for table in (*schema.EXPORT_TABLES, *schema.EXTRA_TABLES):
+        for table in (*schema.EXPORT_TABLES, *schema.OPTIONAL_EXPORT_TABLES, *schema.EXTRA_TABLES):
             target = directory / f"{table}.parquet"
             self.con.execute(f"COPY (SELECT * FROM {table}) TO '{_sql_path(target)}' (FORMAT parquet)")
             row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
@@ -469,7 +517,8 @@ class ChainStore:
                    ON b.chain = i.chain AND b.height = i.height AND b.hash <> i.hash LIMIT 1""").fetchone()
             if conflict:
                 raise ChainConflictError(conflict[0], conflict[1], conflict[2], conflict[3])
-            con.execute("""CREATE OR REPLACE TEMP TABLE _imp_new AS SELECT i.chain, i.height FROM _imp_blocks i
+            con.execute("""CREATE OR REPLACE TEMP TABLE _imp_new AS
+                           SELECT i.chain, i.height FROM _imp_blocks i
                            WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.chain = i.chain
                                              AND b.height = i.height)""")
             for chain in [r[0] for r in con.execute("SELECT DISTINCT chain FROM _imp_addresses").fetchall()]:
@@ -485,13 +534,20 @@ class ChainStore:
                 "outputs", "i.chain, i.txid, i.n, i.height, i.address, a.id, i.value, i.script_type",
                 "LEFT JOIN addresses a ON a.chain = i.chain AND a.address = i.address")
             counts["inputs"] = self._import_rows(
-                "inputs", "i.chain, i.txid, i.n, i.height, i.prev_txid, i.prev_n, i.sequence, i.address, a.id, "
-                          "i.value", "LEFT JOIN addresses a ON a.chain = i.chain AND a.address = i.address")
+                "inputs", "i.chain, i.txid, i.n, i.height, i.prev_txid, i.prev_n, i.sequence, "
+                          "i.address, a.id, i.value",
+                "LEFT JOIN addresses a ON a.chain = i.chain AND a.address = i.address")
             counts["transfers"] = self._import_rows(
                 "transfers", "i.chain, i.txid, i.height, i.time, i.transfer_index, i.kind, i.asset, "
                              "i.from_address, i.to_address, f.id, r.id, i.value, i.value_text",
                 "LEFT JOIN addresses f ON f.chain = i.chain AND f.address = i.from_address "
                 "LEFT JOIN addresses r ON r.chain = i.chain AND r.address = i.to_address")
+            for t in schema.OPTIONAL_EXPORT_TABLES:
+                if (directory / f"{t}.parquet").exists():
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE _imp_{t} AS SELECT * FROM "
+                                f"read_parquet('{_sql_path(directory / f'{t}.parquet')}')")
+                    columns = ", ".join(f"i.{c.split()[0]}" for c in schema.TABLES[t].split(", "))
+                    counts[t] = self._import_rows(t, columns)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -11,6 +11,7 @@ from fundtrail.api.deps import CaseAccess, Limit, Offset, case_data
 from fundtrail.api.routers.cases import CaseNumberPath
 from fundtrail.api.schemas import AuditRecordDoc, AuditVerification, Page, page_of
 from fundtrail.audit import log as audit_log
+from fundtrail.audit import trust
 
 router = APIRouter(tags=["audit"])
 
@@ -20,10 +21,11 @@ Auditor = Annotated[CaseAccess, Depends(case_data(Action.AUDIT_READ))]
 @router.get("/audit/verify", operation_id="verify_audit", response_model=AuditVerification,
             summary="Verify the audit log")
 def verify(access: Auditor) -> dict[str, Any]:
-    """Check every record's hash and link, the chain head and the signed checkpoints. ``intact`` false
-    names the first bad record (edited, removed, inserted or reordered)."""
+    """Check every record, every signed tree head (with the keys pinned in the home), their consistency,
+    the newest head the home kept and the heads partners witnessed. ``intact`` false names the first bad
+    record or head."""
     def work(ctx: Any) -> dict[str, Any]:
-        return audit_log.verify(ctx.session, ctx.key).to_dict()
+        return audit_log.verify(ctx.session, trust.load(ctx.home), home=ctx.home).to_dict()
 
     return access.read(work)
 

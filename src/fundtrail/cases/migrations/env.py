@@ -7,21 +7,22 @@ database is ``-x url=...``, else ``$FUNDTRAIL_DATABASE_URL``, else ``sqlalchemy.
 
 from __future__ import annotations
 
-import importlib
 import os
 
 from alembic import context
 
-from fundtrail.cases.models import Base
+import fundtrail.api.models
+import fundtrail.audit.models
+import fundtrail.sharing.models
+import fundtrail.watch.models  # noqa: F401  (with the three above: every layer's tables join the metadata)
+from fundtrail.db_base import Base
 
-# Other layers keep tables in the case database (with their migrations in this same chain); their models
-# join Base.metadata when imported, so that autogenerate compares the whole schema.
-MODEL_MODULES = ("fundtrail.api.models", "fundtrail.sharing.models")
-for _module in MODEL_MODULES:
-    try:
-        importlib.import_module(_module)
-    except ImportError:  # an optional layer that is not installed
-        pass
+# Every layer keeps its tables in its own models module on the one declarative Base (fundtrail.db_base),
+# with its migrations in this same chain. This environment is the schema's composition root: Alembic runs
+# it as a script (it is not part of the package's import graph), and it imports every layer's tables so
+# that autogenerate compares the whole schema.
+MODEL_MODULES = ("fundtrail.api.models", "fundtrail.audit.models", "fundtrail.sharing.models",
+                 "fundtrail.watch.models")
 
 config = context.config
 target_metadata = Base.metadata
