@@ -277,3 +277,56 @@ def test_import_package_needs_the_chain_store_for_tags(pair, tmp_path) -> None:
     with pytest.raises(InputError, match="chain store"), b.op("lia") as ctx:
         import_package(ctx, read_package(out))
     nothing_stored(b)
+
+
+def test_a_partner_key_found_only_in_the_database_is_refused(pair, tmp_path, chain_template) -> None:
+    """Someone who can write to B's database swaps the agreement's key for his own: his packages are
+    refused, because his key is not pinned in B's trust file."""
+    from sqlalchemy import update
+
+    from fundtrail.sharing.models import SharingAgreement
+
+    a, b = pair
+    mallory = make_agency(tmp_path / "m", chain_template, a.name, a.country, "Cybercrime Bureau")
+    mallory.cases["ransom"] = seed_ransom_case(mallory)
+    agree(mallory, b, "ee-sc")
+    with b.db() as db, db.transaction() as s:
+        s.execute(
+            update(SharingAgreement)
+            .where(SharingAgreement.name == "sc-ee")
+            .values(partner_key_id=mallory.key.key_id, partner_public_key=mallory.key.public_b64)
+        )
+    out = tmp_path / "case.stix.json"
+    export(mallory, "stix", out)
+    rejected(b, out, IntegrityError, f"partner key {mallory.key.key_id} .* is not pinned")
+
+
+def test_an_agreement_whose_key_is_unpinned_accepts_nothing_until_pinned(pair, tmp_path, cli) -> None:
+    from fundtrail.audit import trust
+
+    a, b = pair
+    assert trust.unpin(b.home, a.key.key_id)  # as if the agreement was recorded before keys were pinned
+    out = tmp_path / "case.bagit"
+    export(a, "bagit", out)
+    rejected(b, out, IntegrityError, "not pinned.*fundtrail agreement pin sc-ee")
+    fingerprint = trust.fingerprint(a.key.public_b64)
+    refused = cli("agreement", "pin", "sc-ee", "--home", str(b.home), input="n\n")
+    assert refused.exit_code == 2 and fingerprint in refused.stderr
+    wrong = cli("agreement", "pin", "sc-ee", "--fingerprint", "SHA256:0000", "--home", str(b.home))
+    assert wrong.exit_code == 2 and a.key.key_id not in trust.load(b.home)
+    pinned = cli("agreement", "pin", "sc-ee", "--home", str(b.home), "--format", "json", input="y\n")
+    assert pinned.exit_code == 0, pinned.output
+    answer = pinned.stdout[pinned.stdout.index("{") :]  # the test runner echoes the typed answer
+    assert json.loads(answer)["fingerprint"] == fingerprint
+    assert trust.load(b.home)[a.key.key_id].owner == "partner:sc-ee"
+    assert "agreement.pin" in b.audit_actions()
+    receive(b, out)  # now it gets in
+
+
+def test_a_file_added_to_an_evidence_bag_is_rejected(pair, tmp_path) -> None:
+    a, b = pair
+    out = tmp_path / "case.bagit"
+    export(a, "bagit", out)
+    inner = next(p for p in (out / "data" / "evidence").iterdir() if p.is_dir())
+    (inner / "notes.txt").write_text("added on the way")
+    rejected(b, out, IntegrityError, "notes.txt")

@@ -4,6 +4,11 @@ Every service of the case layer takes a :class:`Context`. :func:`operation` open
 transaction, committed when the operation ends and rolled back (nothing written) when it fails, with
 the acting user resolved by username. Every read and write of case data appends to the audit log
 through :meth:`Context.audit`, in the same transaction.
+
+:func:`open_reading` is the one exception: a context over a read-only database connection, whose
+transaction is always rolled back, that never appends to the audit log, never signs and never makes
+the agency key. Only verification uses it (see :func:`fundtrail.cases.evidence.verify_evidence`): a
+check that wrote would change what it checks.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from fundtrail.audit.keys import AgencyKey, load_or_create
 from fundtrail.cases.db import CaseDB
 from fundtrail.cases.models import Assignment, Case, User
 from fundtrail.domain.cases import Action, CaseNumber, Role, can_reach_case, check_permission
-from fundtrail.errors import InputError, NotFoundError
+from fundtrail.errors import InputError, IntegrityError, NotFoundError
 
 USER_ENV = "FUNDTRAIL_USER"
 
@@ -65,6 +70,8 @@ class Context:
     """Files and folders the operation wrote; removed when its transaction does not commit."""
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     """What to do once the transaction has committed (e.g. remove files of deleted records)."""
+    read_only: bool = False
+    """A verification context: nothing may be written, audited or signed."""
 
     def discard_written(self) -> None:
         """Remove what the operation wrote (its transaction was rolled back)."""
@@ -82,7 +89,9 @@ class Context:
 
     @property
     def key(self) -> AgencyKey:
-        """The agency's signing key (created on first use)."""
+        """The agency's signing key (created on first use; never in a read-only context)."""
+        if self.read_only:
+            raise IntegrityError("a read-only operation does not use the agency's signing key")
         if self._key is None:
             self._key = load_or_create(self.home)
         return self._key
@@ -121,6 +130,8 @@ class Context:
         details: Mapping[str, Any] | None = None,
     ) -> None:
         """Append an audit record for this operation (same transaction)."""
+        if self.read_only:
+            raise IntegrityError(f"a read-only operation cannot append to the audit log ({action})")
         audit_log.append(
             self.session,
             self.actor,
@@ -209,5 +220,27 @@ def open_operation(
     try:
         with operation(db, username, now=now, user_required=user_required) as ctx:
             yield ctx
+    finally:
+        db.close()
+
+
+@contextmanager
+def open_reading(home: Path, username: str | None, *, now: datetime | None = None) -> Iterator[Context]:
+    """A read-only operation as ``username`` on the home's case database: nothing is written.
+
+    The database is opened read-only and the transaction rolled back at the end; the context refuses
+    to audit or sign. For verification only: every other read of case data is audited.
+    """
+    db = CaseDB.open_read_only(home)
+    try:
+        with db.reading() as session:
+            user = None
+            name = acting_username(username)
+            if name is None:
+                raise InputError(f"no acting user: pass --as USERNAME or set {USER_ENV}")
+            user = session.execute(select(User).where(User.username == name)).scalar_one_or_none()
+            if user is None or not user.active:
+                raise NotFoundError("user", name)
+            yield Context(db, session, user, now or datetime.now(UTC), read_only=True)
     finally:
         db.close()

@@ -8,6 +8,10 @@ SQLite file is upgraded on first use; a PostgreSQL database that is behind is an
 
 SQLite transactions begin with ``BEGIN IMMEDIATE``: every operation writes (at least its audit
 record), so taking the write lock up front avoids two writers deadlocking on a lock upgrade.
+
+:meth:`CaseDB.open_read_only` is the exception, for verification that must change nothing: SQLite is
+opened read-only (``mode=ro``, ``query_only``, deferred transactions that take no write lock) and
+every PostgreSQL transaction is ``READ ONLY``; it never creates nor upgrades the database.
 """
 
 from __future__ import annotations
@@ -73,6 +77,45 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _read_only_sqlite_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    path = parsed.database or ""
+    if not path or path == ":memory:":
+        raise InputError("a read-only case database needs a database file")
+    if not Path(path).is_file():
+        raise InputError(f"the case database {path} does not exist")
+    return f"sqlite:///file:{Path(path).resolve().as_posix()}?mode=ro&uri=true"
+
+
+def make_read_only_engine(url: str) -> Engine:
+    """An engine for ``url`` that cannot write: a read-only SQLite file, or READ ONLY PostgreSQL."""
+    if url.startswith("sqlite"):
+        engine = create_engine(_read_only_sqlite_url(url), connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA query_only=ON")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN DEFERRED")  # a reader: no write lock
+
+        return engine
+    engine = create_engine(url, pool_pre_ping=True)
+
+    @event.listens_for(engine, "begin")
+    def _begin_pg(connection: Any) -> None:
+        connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+    return engine
 
 
 def _alembic_config(connection: Any = None) -> Any:
@@ -154,9 +197,39 @@ class CaseDB:
             upgrade(engine)
         return cls(engine, home)
 
+    @classmethod
+    def open_read_only(cls, home: Path, url: str | None = None) -> CaseDB:
+        """Open the home's case database for reading only: nothing is created, upgraded or written."""
+        url = url or database_url(home)
+        engine = make_read_only_engine(url)
+        try:
+            current = current_revision(engine)
+        except OperationalError as error:
+            engine.dispose()
+            raise SourceUnavailableError(
+                redact(url), f"cannot open the case database: {error.orig}"
+            ) from None
+        if current != head_revision():
+            engine.dispose()
+            raise InputError(
+                f"the case database {redact(url)} is at revision {current or 'none (empty)'}, this "
+                f"version needs {head_revision()}: run `fundtrail db upgrade` first (reading never upgrades)"
+            )
+        return cls(engine, home)
+
     def session(self) -> Session:
         """A new session (the caller manages its transaction)."""
         return self._sessions()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """One transaction that is always rolled back: for reads that must leave no trace."""
+        session = self._sessions()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

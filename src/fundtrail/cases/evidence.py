@@ -12,9 +12,17 @@ manifests) whose payload is:
 
 The database keeps the SHA-256 of every file of the package (payload and tag files) and an Ed25519
 signature, by the agency key, over the bytes of the bag's ``tagmanifest-sha256.txt``, with the key id.
-Every custody event (created, viewed, exported, transferred, verified, retraced, superseded) is
-recorded with who, when and why, and audited. Evidence is immutable: a change makes a new version
-(``...-E001-v2``) that names the one it supersedes.
+The audit record of its creation (``evidence.create``) holds the same digests, among them the SHA-256
+of the tag manifest, so the signed audit log covers the bag. Every custody event (created, viewed,
+exported, transferred, retraced, superseded) is recorded with who, when and why, and audited.
+Evidence is immutable: a change makes a new version (``...-E001-v2``) that names the one it supersedes.
+
+Verification (:func:`verify_evidence`, :func:`verify_package`) only reads. It accepts a signature only
+by a key the home trusts (:mod:`fundtrail.audit.trust`: its own key, a partner key pinned for an
+agreement, or a key the user names), never by a key because the case database or the package lists
+it; every file in the bag must be in its manifests; and the creation record must be included under
+the newest trusted signed tree head of the audit log, so that a bag, its row and its creation record
+rewritten together are caught. It is the one read of case data that is not audited.
 """
 
 from __future__ import annotations
@@ -29,16 +37,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bagit
 from sqlalchemy import func, select
 
 from fundtrail import __version__
+from fundtrail.audit import trust
 from fundtrail.audit.keys import register, verify_signature
+from fundtrail.audit.models import AuditRecord, SigningKey
+from fundtrail.audit.trust import TrustedKey
 from fundtrail.cases.cases import add_subject, touch
 from fundtrail.cases.context import Context, case_logger
-from fundtrail.cases.models import AuditRecord, Case, CustodyEvent, EvidenceItem, SigningKey, Subject
+from fundtrail.cases.models import Case, CustodyEvent, EvidenceItem, Subject
 from fundtrail.cases.users import agency
 from fundtrail.domain.cases import Action
 from fundtrail.domain.custody import (
@@ -52,6 +63,9 @@ from fundtrail.domain.custody import (
 )
 from fundtrail.errors import InputError, IntegrityError, NotFoundError
 from fundtrail.store.chainstore import ChainStore
+
+if TYPE_CHECKING:
+    from fundtrail.analysis.tracing import TraceParams
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +87,7 @@ TRACE_KEYS = ("chain", "seeds", "flows", "endpoints")
 def load_trace_file(path: Path) -> dict[str, Any]:
     """A trace document (``fundtrail trace --format json``) from a file; InputError naming what is wrong."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))  # checked below
     except json.JSONDecodeError as error:
         raise InputError(f"{path}: not JSON ({error.msg} at line {error.lineno})") from None
     check_trace(doc, str(path))
@@ -98,29 +112,13 @@ def trace_sha256(doc: Mapping[str, Any]) -> str:
 
 
 def run_trace(
-    store: ChainStore, chain: str, seeds: list[str], parameters: Mapping[str, Any]
+    store: ChainStore, chain: str, seeds: list[str], parameters: TraceParams | Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Run a trace with the parameters of a trace document; the result's JSON document."""
-    from fundtrail.analysis.tracing import trace_funds
+    """Run a trace with the given options (or the ``parameters`` of a trace document); its JSON document."""
+    from fundtrail.analysis.tracing import TraceParams, trace_funds
 
-    p = dict(parameters)
-    kwargs: dict[str, Any] = {}
-    for name in (
-        "direction",
-        "policy",
-        "max_hops",
-        "since",
-        "until",
-        "asset",
-        "stop_at_services",
-        "hub_degree",
-        "follow_change",
-    ):
-        if p.get(name) is not None:
-            kwargs[name] = p[name]
-    if p.get("min_value") is not None:
-        kwargs["min_value"] = int(p["min_value"])
-    return trace_funds(store, chain, list(seeds), **kwargs).to_dict()
+    params = parameters if isinstance(parameters, TraceParams) else TraceParams.from_dict(parameters)
+    return trace_funds(store, chain, list(seeds), params).to_dict()
 
 
 # ------------------------------------------------------------------------- raw records and tags
@@ -434,7 +432,7 @@ def preserve_trace(
     endpoints = [e["address"] for e in trace.get("endpoints", []) if e.get("address")]
     tags = export_tags(store, chain, trace_addresses(trace), endpoints)
     t_hash = trace_sha256(trace)
-    parameters = {
+    parameters: dict[str, Any] = {
         "chain": chain,
         "seeds": list(trace.get("seeds", [])),
         "parameters": trace.get("parameters"),
@@ -707,23 +705,25 @@ def evidence_doc(ev: EvidenceItem) -> dict[str, Any]:
 
 @dataclass
 class EvidenceCheck:
-    """What verifying an evidence item found."""
+    """What verifying an evidence item (or an exported package) found."""
 
     evidence_id: str
     files: list[FileDifference] = field(default_factory=list)
     signature_ok: bool = True
     problems: list[str] = field(default_factory=list)
+    signer: TrustedKey | None = None
+    """The trusted key whose valid signature the package bears (None when there is none)."""
+    logged: bool | None = None
+    """True when the creation record is proved under a trusted signed tree head (None: not checked)."""
 
     @property
     def ok(self) -> bool:
-        """True when every hash and the signature match."""
-        return not self.files and self.signature_ok and not self.problems
+        """True when every hash, the signature (by a trusted key) and the audit log agree."""
+        return not self.files and self.signature_ok and not self.problems and self.logged is not False
 
     def summary(self) -> str:
         """One line saying what differs."""
         parts = [str(d) for d in self.files]
-        if not self.signature_ok:
-            parts.append(f"the signature over {TAGMANIFEST} is not valid")
         parts.extend(self.problems)
         return "; ".join(parts) if parts else "intact"
 
@@ -733,44 +733,164 @@ class EvidenceCheck:
             "evidence": self.evidence_id,
             "ok": self.ok,
             "signature_ok": self.signature_ok,
+            "signer": None
+            if self.signer is None
+            else {
+                "key_id": self.signer.key_id,
+                "fingerprint": self.signer.fingerprint,
+                "owner": self.signer.owner,
+            },
+            "audit_log": self.logged,
             "files": [d.to_dict() for d in self.files],
             "problems": self.problems,
         }
 
 
-def check_item(ctx: Context, ev: EvidenceItem) -> EvidenceCheck:
-    """Compare the package on disk with the recorded hashes, the signature and the creation record."""
+def _manifest_entries(path: Path) -> dict[str, str]:
+    """``{path: sha256}`` of a BagIt manifest file (empty when it is missing or unreadable)."""
+    out: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return out
+    for line in text.splitlines():
+        digest, _, rel = line.strip().partition(" ")
+        if rel:
+            out[rel.strip().lstrip("*")] = digest.lower()
+    return out
+
+
+def unlisted_files(root: Path) -> list[str]:
+    """Files of the bag at ``root`` that neither of its SHA-256 manifests lists (its tag manifest aside).
+
+    BagIt itself tolerates tag files missing from the tag manifest; evidence does not: whatever lies
+    in the bag must be covered by the signed tag manifest.
+    """
+    listed = set(_manifest_entries(root / "manifest-sha256.txt"))
+    listed |= set(_manifest_entries(root / TAGMANIFEST))
+    listed.add(TAGMANIFEST)
+    found = sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()
+    )
+    return [p for p in found if p not in listed]
+
+
+def trusted_keys(home: Path, given: Iterable[str] = ()) -> dict[str, TrustedKey]:
+    """The keys whose signature on evidence this home accepts: its own, pinned partners', and ``given``.
+
+    Never a key because the case database lists it (``signing_keys``, ``sharing_agreements``).
+    """
+    return trust.load(home, given)
+
+
+def check_signature(
+    result: EvidenceCheck,
+    keys: Mapping[str, TrustedKey],
+    key_id: str,
+    claimed_public: str | None,
+    signed: bytes | None,
+    signature: str,
+) -> None:
+    """Accept the signature only by a trusted key whose id is ``key_id``; record what fails in ``result``.
+
+    ``claimed_public`` is the public key the package or the database says signed it: it is never
+    trusted, only checked against ``key_id`` and shown (its fingerprint) when the signer is unknown.
+    """
+    fingerprint = "unknown"
+    if claimed_public:
+        try:
+            actual_id = trust.key_id_for(claimed_public)
+            fingerprint = trust.fingerprint(claimed_public)
+        except InputError as error:
+            result.signature_ok = False
+            result.problems.append(f"the signer's public key is not valid: {error}")
+            return
+        if actual_id != key_id:
+            result.signature_ok = False
+            result.problems.append(
+                f"the signature names key id {key_id}, which does not match its public key "
+                f"(fingerprint {fingerprint}, key id {actual_id})"
+            )
+            return
+    known = keys.get(key_id)
+    if known is None:
+        result.signature_ok = False
+        result.problems.append(
+            f"signed by key {key_id} (fingerprint {fingerprint}), which this home does not trust: it is "
+            f"neither the agency's key nor a partner key pinned for an agreement; if its owner confirms "
+            f"that fingerprint, pass it with --public-key"
+        )
+        return
+    if claimed_public and claimed_public.strip() != known.public_key:
+        result.signature_ok = False
+        result.problems.append(f"the public key given for key {key_id} is not the trusted one")
+        return
+    if signed is None or not verify_signature(known.public_key, signed, signature):
+        result.signature_ok = False
+        result.problems.append(
+            f"the signature over {TAGMANIFEST} is not valid (key {key_id}, {known.owner}): the bag "
+            f"was changed after it was signed"
+        )
+        return
+    result.signer = known
+
+
+def _creation_records(ctx: Context, evidence_id: str) -> list[tuple[int, str | None]]:
+    return [
+        (int(seq), details)
+        for seq, details in ctx.session.execute(
+            select(AuditRecord.seq, AuditRecord.details)
+            .where(AuditRecord.action == "evidence.create", AuditRecord.object_id == evidence_id)
+            .order_by(AuditRecord.seq)
+        ).all()
+    ]
+
+
+def check_item(ctx: Context, ev: EvidenceItem, keys: Mapping[str, TrustedKey] | None = None) -> EvidenceCheck:
+    """Compare the package on disk with the recorded hashes, the creation record and a trusted signature.
+
+    Reads only. ``keys`` are the trusted keys (default: the home's, see :func:`trusted_keys`).
+    """
+    keys = trusted_keys(ctx.home) if keys is None else keys
     result = EvidenceCheck(ev.id)
     root = ctx.home / ev.bag_path
     expected: dict[str, str] = json.loads(ev.manifest)
     if document_hash(expected) != ev.manifest_sha256:
         result.problems.append("the recorded manifest does not match its recorded hash (database edited)")
-    created = ctx.session.execute(
-        select(AuditRecord.details).where(
-            AuditRecord.action == "evidence.create", AuditRecord.object_id == ev.id
-        )
-    ).scalar()
-    if created is None:
+    tag = root / TAGMANIFEST
+    tag_bytes = tag.read_bytes() if tag.is_file() else None
+    created = _creation_records(ctx, ev.id)
+    if not created:
         result.problems.append("no audit record of the evidence's creation")
+    elif len(created) > 1:
+        result.problems.append(
+            f"{len(created)} audit records claim the evidence's creation (records "
+            f"{', '.join(str(seq) for seq, _ in created)}); there is only one"
+        )
     else:
-        recorded = json.loads(created)
-        for name in ("manifest_sha256", "tagmanifest_sha256", "trace_sha256"):
+        recorded = json.loads(created[0][1] or "{}")
+        for name in ("manifest_sha256", "tagmanifest_sha256", "trace_sha256", "key_id"):
             if recorded.get(name) != getattr(ev, name):
                 result.problems.append(
                     f"{name} differs from the audit record of its creation "
                     f"({recorded.get(name)} recorded, {getattr(ev, name)} now)"
                 )
+        on_disk = sha256_hex(tag_bytes) if tag_bytes is not None else None
+        if on_disk is not None and recorded.get("tagmanifest_sha256") != on_disk:
+            result.problems.append(
+                f"the bag's {TAGMANIFEST} (sha256 {on_disk}) is not the one the audit record of its "
+                f"creation holds ({recorded.get('tagmanifest_sha256')})"
+            )
     actual = _file_hashes(root) if root.is_dir() else {}
     if not root.is_dir():
         result.problems.append(f"the package folder {ev.bag_path} is missing")
     result.files = compare_manifests(expected, actual)
-    tag = root / TAGMANIFEST
-    public = ctx.session.get(SigningKey, ev.key_id)
-    if public is None:
-        result.signature_ok = False
-        result.problems.append(f"signing key {ev.key_id} is not registered")
-    elif not tag.is_file() or not verify_signature(public.public_key, tag.read_bytes(), ev.signature):
-        result.signature_ok = False
+    for name in unlisted_files(root) if root.is_dir() else []:
+        result.problems.append(f"{name} is in the bag but in none of its manifests")
+    claimed = ctx.session.get(SigningKey, ev.key_id)
+    check_signature(
+        result, keys, ev.key_id, claimed.public_key if claimed else None, tag_bytes, ev.signature
+    )
     if root.is_dir() and not result.files:
         try:
             bagit.Bag(str(root)).validate()
@@ -779,21 +899,50 @@ def check_item(ctx: Context, ev: EvidenceItem) -> EvidenceCheck:
     return result
 
 
-def verify_evidence(ctx: Context, evidence_id: str, *, reason: str = "integrity check") -> EvidenceCheck:
-    """Verify an evidence item (hashes, signature, creation record); the check is a custody event."""
+def _log_keys(keys: Mapping[str, TrustedKey]) -> dict[str, TrustedKey]:
+    """The keys that may sign this home's tree heads: the agency's, and keys the user gave."""
+    return {k: v for k, v in keys.items() if v.owner in (trust.AGENCY, trust.USER_GIVEN)}
+
+
+def prove_creation(ctx: Context, ev: EvidenceItem, keys: Mapping[str, TrustedKey]) -> str | None:
+    """None when the item's creation record is included under the newest trusted signed tree head.
+
+    Otherwise a sentence saying what is wrong. A bag, its row and its creation record rewritten
+    together fail here: the rewritten record is not the one the signed head covers.
+    """
+    from fundtrail.audit.log import prove_record
+
+    created = _creation_records(ctx, ev.id)
+    if len(created) != 1:
+        return "the evidence has no single audit record of its creation to prove"
+    problem = prove_record(ctx.session, created[0][0], _log_keys(keys))
+    return None if problem is None else f"audit record {created[0][0]} of its creation: {problem}"
+
+
+def verify_evidence(
+    ctx: Context,
+    evidence_id: str,
+    *,
+    public_keys: Iterable[str] = (),
+    reason: str | None = None,
+) -> EvidenceCheck:
+    """Verify an evidence item: file hashes, BagIt manifests, the signature, the creation record and
+    its inclusion in the signed audit log.
+
+    Verification only reads: it records no custody event, appends no audit record, signs nothing and
+    makes no key (run it in :func:`fundtrail.cases.context.open_reading`). This is the documented
+    exception to "every read of case data is audited": a check that wrote would change the evidence
+    and the log it checks. ``public_keys`` are keys the user chose to trust besides the home's pinned
+    ones (``--public-key``); ``reason`` is accepted for callers that pass one, and not recorded.
+    """
+    del reason
     ev = get_evidence(ctx, evidence_id, Action.VERIFY_EVIDENCE)
-    result = check_item(ctx, ev)
-    _custody(
-        ctx,
-        ev,
-        CustodyEventType.VERIFIED,
-        reason,
-        {
-            "ok": result.ok,
-            "differences": [str(d) for d in result.files][:20],
-            "signature_ok": result.signature_ok,
-        },
-    )
+    keys = trusted_keys(ctx.home, public_keys)
+    result = check_item(ctx, ev, keys)
+    problem = prove_creation(ctx, ev, keys)
+    result.logged = problem is None
+    if problem is not None:
+        result.problems.append(problem)
     if not result.ok:
         case_logger(__name__, ev.case.number).warning(
             "evidence %s does not verify: %s", ev.id, result.summary()
@@ -906,14 +1055,19 @@ def export_evidence(
     return target
 
 
-def verify_package(folder: Path, signature_file: Path | None = None) -> EvidenceCheck:
-    """Verify an exported package on its own: BagIt hashes and the Ed25519 signature beside it."""
+def verify_package(
+    folder: Path, signature_file: Path | None = None, *, keys: Mapping[str, TrustedKey]
+) -> EvidenceCheck:
+    """Verify an exported package on its own: BagIt hashes, no unlisted file, and the Ed25519 signature
+    beside it by one of ``keys`` (the public key written in the signature file is never trusted)."""
     folder = Path(folder)
     signature_file = signature_file or folder.parent / f"{folder.name}.signature.json"
     try:
         sig = json.loads(Path(signature_file).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise InputError(f"{signature_file}: cannot read the signature ({error})") from None
+    if not isinstance(sig, dict):
+        raise InputError(f"{signature_file}: not a signature file")
     result = EvidenceCheck(str(sig.get("evidence", folder.name)))
     expected: dict[str, str] = {}
     for name in ("manifest-sha256.txt", TAGMANIFEST):
@@ -921,24 +1075,26 @@ def verify_package(folder: Path, signature_file: Path | None = None) -> Evidence
         if not path.is_file():
             result.problems.append(f"{name} is missing: not a BagIt package with SHA-256 manifests")
             continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            digest, _, rel = line.strip().partition(" ")
-            if rel:
-                expected[rel.strip().lstrip("*")] = digest.lower()
+        expected.update(_manifest_entries(path))
     if sig.get("tagmanifest_sha256"):  # the tag manifest itself is covered by the signature file
         expected[TAGMANIFEST] = str(sig["tagmanifest_sha256"])
     actual = _file_hashes(folder) if folder.is_dir() else {}
     listed = set(expected) | {TAGMANIFEST}
-    result.files = compare_manifests(
-        expected, {p: h for p, h in actual.items() if p in listed or p.startswith("data/")}
-    )
+    result.files = compare_manifests(expected, {p: h for p, h in actual.items() if p in listed})
+    for name in unlisted_files(folder) if folder.is_dir() else []:
+        result.problems.append(f"{name} is in the bag but in none of its manifests")
     if not result.files and not result.problems:
         try:
             bagit.Bag(str(folder)).validate()
         except bagit.BagError as error:
             result.problems.append(f"BagIt validation: {error}")
     tag = folder / TAGMANIFEST
-    result.signature_ok = tag.is_file() and verify_signature(
-        sig.get("public_key", ""), tag.read_bytes(), sig.get("signature", "")
+    check_signature(
+        result,
+        keys,
+        str(sig.get("key_id") or ""),
+        str(sig.get("public_key") or "") or None,
+        tag.read_bytes() if tag.is_file() else None,
+        str(sig.get("signature") or ""),
     )
     return result

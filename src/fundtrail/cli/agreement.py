@@ -1,4 +1,4 @@
-"""``fundtrail agreement``: sharing agreements with partner agencies (create, list, show, revoke)."""
+"""``fundtrail agreement``: sharing agreements with partner agencies (create, list, show, pin, revoke)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from fundtrail.audit.trust import fingerprint as fingerprint_of
+from fundtrail.audit.trust import trust_file
 from fundtrail.cases.context import open_operation
 from fundtrail.cli.case import AsOpt, ReasonOpt, emit, parse_date
 from fundtrail.cli.common import (
@@ -16,6 +18,7 @@ from fundtrail.cli.common import (
     HomeOpt,
     OutputFormat,
     console,
+    err_console,
     handle_errors,
     print_json,
 )
@@ -28,6 +31,7 @@ from fundtrail.sharing.agreements import (
     get_agreement,
     list_agreements,
     parse_deadlines,
+    pin_agreement_key,
     revoke_agreement,
 )
 
@@ -45,6 +49,8 @@ def _human(doc: dict[str, Any]) -> str:
         f"agreement {doc['name']} with {p['name']} ({p['country']})"
         + ("" if doc["active"] else " [revoked]"),
         f"  partner key   {p['key_id']} ({p['public_key']})",
+        f"  fingerprint   {p['fingerprint']}"
+        + ("" if p.get("pinned", True) else "  NOT PINNED: fundtrail agreement pin " + doc["name"]),
         f"  endpoint      {p['endpoint'] or '-'}",
         f"  legal basis   {doc['legal_basis']}",
         f"  categories    {', '.join(doc['categories'])}",
@@ -138,8 +144,13 @@ def create(
     if not spec.categories:
         raise InputError("--categories: name at least one data category")
     with open_operation(home, as_, user_required=False) as ctx:
-        doc = agreement_doc(create_agreement(ctx, spec, reason=reason))
-    emit(fmt, doc, _human(doc))
+        doc = agreement_doc(create_agreement(ctx, spec, reason=reason), ctx.home)
+    emit(
+        fmt,
+        doc,
+        _human(doc) + f"\npartner key pinned in {trust_file(home)}: compare its fingerprint "
+        f"{doc['partner']['fingerprint']} with the partner over another channel",
+    )
 
 
 @app.command("list")
@@ -147,7 +158,7 @@ def create(
 def list_(home: HomeOpt = DEFAULT_HOME, as_: AsOpt = None, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Every agreement."""
     with open_operation(home, as_, user_required=False) as ctx:
-        docs = [agreement_doc(a) for a in list_agreements(ctx)]
+        docs = [agreement_doc(a, ctx.home) for a in list_agreements(ctx)]
     if fmt is OutputFormat.JSON:
         print_json(docs)
         return
@@ -176,8 +187,57 @@ def show(
 ) -> None:
     """One agreement, clause by clause."""
     with open_operation(home, as_, user_required=False) as ctx:
-        doc = agreement_doc(get_agreement(ctx, name))
+        doc = agreement_doc(get_agreement(ctx, name), ctx.home)
     emit(fmt, doc, _human(doc))
+
+
+@app.command("pin")
+@handle_errors
+def pin(
+    name: NameArg,
+    fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            "--fingerprint",
+            help="The fingerprint the partner confirmed out of band (SHA256:...); asked for when left out.",
+        ),
+    ] = None,
+    reason: ReasonOpt = None,
+    home: HomeOpt = DEFAULT_HOME,
+    as_: AsOpt = None,
+    fmt: FormatOpt = OutputFormat.HUMAN,
+) -> None:
+    """Pin the partner key of an agreement recorded before keys were pinned (supervisors and admins).
+
+    Prints the key's fingerprint; pin it only once the partner confirmed that fingerprint over another
+    channel (telephone, in person). Until then nothing signed by that key is accepted.
+    """
+    with open_operation(home, as_, user_required=False) as ctx:
+        row = get_agreement(ctx, name)
+        shown = fingerprint_of(row.partner_public_key)
+        if fingerprint is None:
+            err_console.print(
+                f"agreement {row.name}: partner {row.partner_name}, key {row.partner_key_id}, "
+                f"fingerprint {shown}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            if not typer.confirm("Has the partner confirmed this fingerprint?", default=False, err=True):
+                raise InputError("not pinned: the partner has not confirmed the fingerprint")
+        pinned = pin_agreement_key(ctx, name, fingerprint=fingerprint or shown, reason=reason)
+        doc = agreement_doc(row, ctx.home)
+    emit(
+        fmt,
+        {
+            "agreement": doc["name"],
+            "key_id": pinned.key_id,
+            "fingerprint": pinned.fingerprint,
+            "pinned_for": pinned.owner,
+        },
+        f"partner key {pinned.key_id} of agreement {doc['name']} pinned ({pinned.fingerprint}, "
+        f"{pinned.owner})",
+    )
 
 
 @app.command("revoke")

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from fundtrail.cases import evidence as service
-from fundtrail.cases.context import open_operation
+from fundtrail.cases.context import open_operation, open_reading
 from fundtrail.cli.case import AsOpt, emit
 from fundtrail.cli.common import (
     DEFAULT_HOME,
@@ -36,8 +36,6 @@ def _fail(check: service.EvidenceCheck, fmt: OutputFormat) -> None:
     err_console.print(f"error: evidence {check.evidence_id} does not verify", markup=False, highlight=False)
     for d in check.files:
         err_console.print(f"  {d}", markup=False, highlight=False, soft_wrap=True)
-    if not check.signature_ok:
-        err_console.print(f"  the signature over {service.TAGMANIFEST} is not valid", markup=False)
     for p in check.problems:
         err_console.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
@@ -70,21 +68,48 @@ def show(
     console.print(table)
 
 
+PublicKeyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--public-key",
+        help="Also trust this Ed25519 public key (base64), after confirming its fingerprint with its "
+        "owner; repeatable. The home's own key and pinned partner keys are trusted already.",
+    ),
+]
+
+
 @app.command("verify")
 @handle_errors
 def verify(
     evidence_id: IdArg,
-    reason: Annotated[str, typer.Option("--reason", help="Why (custody).")] = "integrity check",
+    public_key: PublicKeyOpt = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", hidden=True, help="Ignored: verification records nothing.")
+    ] = None,
     home: HomeOpt = DEFAULT_HOME,
     as_: AsOpt = None,
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
-    """Check every file hash and the signature; exit 1 saying what differs when tampered with."""
-    with open_operation(home, as_) as ctx:
-        check = service.verify_evidence(ctx, evidence_id, reason=reason)
+    """Check file hashes, the signature (trusted keys only) and the creation record in the signed audit
+    log; exit 1 saying what differs. Reads only: not audited, no custody event.
+
+    Only reads: no custody event, no audit record, no signature, no key is made; the case database is
+    opened read-only. This is the one read of case data that is not audited (a check that wrote would
+    change what it checks).
+    """
+    del reason
+    with open_reading(home, as_) as ctx:
+        check = service.verify_evidence(ctx, evidence_id, public_keys=public_key or [])
     if not check.ok:
         _fail(check, fmt)
-    emit(fmt, check.to_dict(), f"evidence {check.evidence_id}: intact (file hashes and signature verified)")
+    signer = check.signer
+    emit(
+        fmt,
+        check.to_dict(),
+        f"evidence {check.evidence_id}: intact (file hashes, signature by "
+        f"{signer.owner if signer else '?'} key {signer.fingerprint if signer else '?'}, "
+        f"creation record in the signed audit log)",
+    )
 
 
 @app.command("retrace")
@@ -149,15 +174,26 @@ def export(
 @handle_errors
 def verify_package(
     folder: Annotated[Path, typer.Argument(help="An exported package folder.")],
+    public_key: PublicKeyOpt = None,
     home: HomeOpt = DEFAULT_HOME,
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
-    """Verify an exported package by itself (BagIt hashes and the signature file beside it)."""
-    del home  # a package verifies on its own: nothing of the home is needed
-    check = service.verify_package(folder)
+    """Verify an exported package (BagIt hashes, no unlisted file, the signature file beside it).
+
+    The signature must be by a key this home trusts (its own, a pinned partner's) or one given with
+    --public-key; the public key written in the package's signature file is never trusted by itself.
+    Reads only; the home's case database is not opened.
+    """
+    check = service.verify_package(folder, keys=service.trusted_keys(home, public_key or []))
     if not check.ok:
         _fail(check, fmt)
-    emit(fmt, check.to_dict(), f"package {folder}: intact (BagIt hashes and signature verified)")
+    signer = check.signer
+    emit(
+        fmt,
+        check.to_dict(),
+        f"package {folder}: intact (BagIt hashes; signature by {signer.owner if signer else '?'} key "
+        f"{signer.fingerprint if signer else '?'})",
+    )
 
 
 @app.command("amend")

@@ -4,6 +4,13 @@ An agreement row lives in the case database (``sharing_agreements``); its pseudo
 file, ``HOME/keys/agreements/<name>.hmac`` (32 random bytes, hex, mode 0600), that never leaves the
 agency and is never logged. Managing agreements is for supervisors and admins, or for the operator
 of the home without a case-database user (set-up, the demo). Every change is audited.
+
+The partner's public key is pinned outside the database, in the home's trust file
+(:mod:`fundtrail.audit.trust`, owner ``partner:<agreement name>``), when the agreement is made; its
+fingerprint is what the two agencies compare out of band. Verifying anything a partner signed uses
+the pinned key only (:func:`pinned_partner_key`): a key found only in ``sharing_agreements`` is never
+trusted. Agreements recorded before keys were pinned are pinned with :func:`pin_agreement_key`. A
+partner with several agreements has its key pinned once, under the first of them.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from fundtrail.audit import trust
+from fundtrail.audit.trust import TrustedKey
 from fundtrail.cases.context import Context
 from fundtrail.cases.users import agency
 from fundtrail.domain.cases import Role
@@ -33,7 +42,7 @@ from fundtrail.domain.sharing import (
     check_agreement_name,
     violation,
 )
-from fundtrail.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
+from fundtrail.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from fundtrail.sharing.models import SharingAgreement
 from fundtrail.sharing.signing import public_key_id
 
@@ -190,6 +199,7 @@ def create_agreement(ctx: Context, spec: AgreementSpec, *, reason: str | None = 
     ctx.session.add(row)
     ctx.session.flush()
     pseudonym_key(ctx.home, name, create=True)
+    pinned = _pin(ctx.home, agreement.partner.public_key, name)
     ctx.audit(
         "agreement.create",
         "agreement",
@@ -199,6 +209,8 @@ def create_agreement(ctx: Context, spec: AgreementSpec, *, reason: str | None = 
             "partner": agreement.partner.name,
             "country": agreement.partner.country,
             "partner_key_id": key_id,
+            "partner_key_fingerprint": pinned.fingerprint,
+            "pinned_for": pinned.owner,
             "categories": sorted(c.value for c in agreement.categories),
             "tlp": agreement.tlp.value,
             "pap": agreement.pap.value,
@@ -241,6 +253,87 @@ def revoke_agreement(ctx: Context, name: str, *, reason: str) -> SharingAgreemen
     return row
 
 
+def _pin(home: Path, public_b64: str, name: str) -> TrustedKey:
+    """Pin a partner's key for agreement ``name``; a key already pinned for a partner stays as it is."""
+    current = trust.load(home).get(trust.key_id_for(public_b64))
+    if current is not None:
+        if not current.owner.startswith(trust.PARTNER_PREFIX):
+            raise InputError(f"the partner key {current.key_id} is pinned for {current.owner}, not a partner")
+        return current
+    return trust.pin(home, public_b64, trust.partner_owner(name))
+
+
+def pinned_partner_key(home: Path, row: SharingAgreement) -> TrustedKey:
+    """The partner key of an agreement as the home's trust file pins it; IntegrityError when it is not.
+
+    The key must be pinned for a partner (``partner:<agreement>``) with the very bytes the agreement
+    row holds: a key found only in the case database is never trusted.
+    """
+    pinned = trust.load(home).get(row.partner_key_id)
+    if (
+        pinned is None
+        or not pinned.owner.startswith(trust.PARTNER_PREFIX)
+        or pinned.public_key != (row.partner_public_key or "").strip()
+    ):
+        try:
+            shown = trust.fingerprint(row.partner_public_key)
+        except InputError:
+            shown = "not a valid key"
+        raise IntegrityError(
+            f"the partner key {row.partner_key_id} of agreement {row.name!r} (fingerprint {shown}) is not "
+            f"pinned in this home's trust file: a key found only in the case database is never trusted; "
+            f"confirm the fingerprint with the partner, then run `fundtrail agreement pin {row.name}`"
+        )
+    return pinned
+
+
+def is_pinned(home: Path, row: SharingAgreement) -> bool:
+    """True when the agreement's partner key is pinned in the home's trust file."""
+    try:
+        pinned_partner_key(home, row)
+    except IntegrityError:
+        return False
+    return True
+
+
+def pin_agreement_key(
+    ctx: Context, name: str, *, fingerprint: str | None = None, reason: str | None = None
+) -> TrustedKey:
+    """Pin the partner key of an existing agreement (recorded before keys were pinned).
+
+    ``fingerprint``, when given, must be the key's: the one the partner confirmed out of band.
+    """
+    _check_manager(ctx, "pin partner keys")
+    row = get_agreement(ctx, name)
+    key_id = trust.key_id_for(row.partner_public_key)
+    if key_id != row.partner_key_id:
+        raise IntegrityError(
+            f"agreement {row.name!r}: its key id {row.partner_key_id} does not match its public key "
+            f"(whose id is {key_id}); the agreement row was changed"
+        )
+    actual = trust.fingerprint(row.partner_public_key)
+    if fingerprint is not None and _normal(fingerprint) != _normal(actual):
+        raise InputError(
+            f"the partner key of agreement {row.name!r} has fingerprint {actual}, not {fingerprint}: "
+            f"do not pin it before the partner confirms its key"
+        )
+    pinned = _pin(ctx.home, row.partner_public_key, row.name)
+    ctx.audit(
+        "agreement.pin",
+        "agreement",
+        row.name,
+        reason=reason,
+        details={"partner_key_id": key_id, "fingerprint": actual, "pinned_for": pinned.owner},
+    )
+    log.info("partner key %s of agreement %s pinned (%s)", key_id, row.name, actual)
+    return pinned
+
+
+def _normal(fingerprint: str) -> str:
+    text = fingerprint.strip().lower()
+    return text.removeprefix("sha256:").replace(":", "")
+
+
 def agreements_for_key(ctx: Context, key_id: str) -> list[SharingAgreement]:
     """The active agreements whose partner holds ``key_id``."""
     return list(
@@ -253,18 +346,21 @@ def agreements_for_key(ctx: Context, key_id: str) -> list[SharingAgreement]:
 
 
 def agreement_for_partner(ctx: Context, key_id: str, name_hint: str | None = None) -> SharingAgreement:
-    """The one active agreement with the partner holding ``key_id`` (the hint picks among several)."""
-    from fundtrail.errors import IntegrityError
+    """The one active agreement with the partner holding ``key_id`` (the hint picks among several).
 
+    IntegrityError unless that agreement's key is pinned in the home's trust file.
+    """
     found = agreements_for_key(ctx, key_id)
     if not found:
         raise IntegrityError(
             f"key {key_id} is not the key of any partner this agency has an active agreement with"
         )
     if len(found) == 1:
+        pinned_partner_key(ctx.home, found[0])
         return found[0]
     named = [a for a in found if a.name == name_hint]
     if len(named) == 1:
+        pinned_partner_key(ctx.home, named[0])
         return named[0]
     raise InputError(
         f"key {key_id} has {len(found)} agreements ({', '.join(a.name for a in found)}); the "
@@ -283,9 +379,16 @@ def require_category(row: SharingAgreement, category: DataCategory, today: date,
     return agreement
 
 
-def agreement_doc(row: SharingAgreement) -> dict[str, Any]:
-    """An agreement as JSON values (never its pseudonymisation key)."""
+def agreement_doc(row: SharingAgreement, home: Path | None = None) -> dict[str, Any]:
+    """An agreement as JSON values (never its pseudonymisation key); with ``home``, whether its partner
+    key is pinned there, and the key's fingerprint."""
     doc = to_domain(row).to_dict()
+    try:
+        doc["partner"]["fingerprint"] = trust.fingerprint(row.partner_public_key)
+    except InputError:
+        doc["partner"]["fingerprint"] = None
+    if home is not None:
+        doc["partner"]["pinned"] = is_pinned(home, row)
     doc.update({"created_by": row.created_by, "created_at": row.created_at, "revoked_at": row.revoked_at})
     return doc
 

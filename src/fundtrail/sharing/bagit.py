@@ -10,7 +10,8 @@ item as the case layer exports it (its own signed bag and signature file) and th
 
 Exporting transfers custody (the case layer records a ``transferred`` event naming the partner). The
 receiver validates the outer bag, every inner bag and every inner signature, which must be the
-sending agency's key (the same key that signs the envelope).
+sending agency's key as pinned for the agreement (the same key that signs the envelope); a file in a
+bag that its manifests do not list fails the import.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from typing import Any
 import bagit
 
 from fundtrail import __version__
+from fundtrail.audit import trust
 from fundtrail.cases.context import Context
-from fundtrail.cases.evidence import export_evidence, verify_package
+from fundtrail.cases.evidence import export_evidence, unlisted_files, verify_package
 from fundtrail.cases.models import EvidenceItem
 from fundtrail.domain.sharing import DataCategory
-from fundtrail.errors import IntegrityError
+from fundtrail.errors import InputError, IntegrityError
 from fundtrail.sharing.content import CaseContent
 
 log = logging.getLogger(__name__)
@@ -117,12 +119,23 @@ class BagItem:
 def check_bag(
     path: Path, sender_key_id: str, sender_public_key: str
 ) -> tuple[list[BagItem], frozenset[DataCategory]]:
-    """Validate the package bag, each evidence bag in it and its signature by the sender; the items."""
+    """Validate the package bag, each evidence bag in it and its signature by the sender; the items.
+
+    ``sender_public_key`` must be the partner's key as pinned in the home's trust file (never one read
+    from the case database or the package): each evidence signature is accepted from that key only.
+    """
     path = Path(path)
+    try:
+        sender = trust.trusted_key(sender_public_key, "sender", sender_key_id)
+    except InputError as error:
+        raise IntegrityError(f"{path.name}: the sender's key: {error}") from None
     try:
         bagit.Bag(str(path)).validate()
     except bagit.BagError as error:
         raise IntegrityError(f"{path.name}: BagIt validation failed: {error}") from None
+    unlisted = unlisted_files(path)
+    if unlisted:
+        raise IntegrityError(f"{path.name}: {unlisted[0]} is in the bag but in none of its manifests")
     data = path / "data"
     try:
         custody = json.loads((data / "custody.json").read_text(encoding="utf-8"))
@@ -142,7 +155,7 @@ def check_bag(
         signature = data / "evidence" / f"{evidence_id}.signature.json"
         if not evidence_id or "/" in evidence_id or not folder.is_dir() or not signature.is_file():
             raise IntegrityError(f"{path.name}: evidence {evidence_id!r} is listed but not in the package")
-        check = verify_package(folder, signature)
+        check = verify_package(folder, signature, keys={sender.key_id: sender})
         if not check.ok:
             raise IntegrityError(f"{path.name}: evidence {evidence_id} does not verify: {check.summary()}")
         sig = json.loads(signature.read_text(encoding="utf-8"))

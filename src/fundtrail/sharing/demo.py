@@ -1,21 +1,24 @@
-"""The cooperation layer's demo step: the sharing agreement ``demo-partner`` in the demo home.
+"""The demo partner of the sharing agreement ``demo-partner`` (recorded by the demo's agency steps,
+:mod:`fundtrail.scenarios.agency`).
 
 The partner is fictional (the Seychelles FIU of the demo world, where one of the exchanges the ransom
-reached is registered); its public key is derived from the demo seed, so that the agreement is the same
-on every run, and its private key is nowhere. Registered before the audit step, so that the audit
-verification covers it; idempotent.
+reached is registered). Its key pair is made at random for each demo home, never derived from the demo
+seed (a key anyone can derive lets anyone forge the partner's packages and signed calls): the private
+key stays in the home, ``HOME/keys/demo-partner-ed25519.pem`` (0600, "demo" in its name), so that demo
+and test code can act as the partner (:func:`demo_partner_key`), and the public key is pinned in the
+home's trust file for ``partner:demo-partner`` when the agreement is recorded.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fundtrail.domain.sharing import DataCategory, Pap, Tlp
-from fundtrail.scenarios.demo import DEMO_STEPS, DemoContext, DemoStep, add_step
+from fundtrail.audit.keys import AgencyKey, create_key_file, key_id_of
+from fundtrail.errors import InputError, NotFoundError
 
 AGREEMENT = "demo-partner"
 PARTNER = "Demo Partner FIU (Seychelles)"
@@ -26,88 +29,35 @@ LEGAL_BASIS = (
 )
 
 
-def demo_partner_key(seed: int) -> str:
-    """The fictional partner's public key (base64 raw), the same for the same seed."""
-    private = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"demo-partner:{seed}".encode()).digest())
+DEMO_PARTNER_KEY_FILE = "demo-partner-ed25519.pem"
+"""The demo partner's private key in the demo home's ``keys/`` folder (a demo key: never a real one)."""
+
+
+def demo_partner_key_path(home: Path) -> Path:
+    """Where the demo home keeps the demo partner's private key."""
+    return Path(home) / "keys" / DEMO_PARTNER_KEY_FILE
+
+
+def _as_key(private: Ed25519PrivateKey) -> AgencyKey:
     raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode("ascii")
+    return AgencyKey(private, key_id_of(raw), base64.b64encode(raw).decode("ascii"))
 
 
-def step_agreement(ctx: DemoContext) -> str:
-    """Record the agreement ``demo-partner`` (amber, pseudonymised, 90 days, no onward sharing)."""
-    from fundtrail.cases.context import operation
-    from fundtrail.cases.db import CaseDB
-    from fundtrail.errors import NotFoundError
-    from fundtrail.sharing.agreements import (
-        AgreementSpec,
-        agreements_for_key,
-        create_agreement,
-        get_agreement,
-    )
-
-    db = CaseDB.open(ctx.home)
-    try:
-        with operation(db, None, user_required=False) as op:
-            try:
-                existing = get_agreement(op, AGREEMENT)
-            except NotFoundError:
-                existing = None
-            if existing is None:
-                key = demo_partner_key(ctx.seed)
-                create_agreement(
-                    op,
-                    AgreementSpec(
-                        name=AGREEMENT,
-                        partner_name=PARTNER,
-                        partner_country=COUNTRY,
-                        partner_public_key=key,
-                        legal_basis=LEGAL_BASIS,
-                        categories=frozenset(
-                            {
-                                DataCategory.ADDRESSES_AND_TRANSACTIONS,
-                                DataCategory.ATTRIBUTION_TAGS,
-                                DataCategory.TRACES,
-                                DataCategory.EVIDENCE,
-                            }
-                        ),
-                        tlp=Tlp.AMBER,
-                        pap=Pap.AMBER,
-                        pseudonymise=True,
-                        retention_days=90,
-                        onward_sharing=False,
-                        deadlines={"freeze": 5, "preservation": 3},
-                    ),
-                    reason="demo: an agreement to exchange the ransomware case with a partner",
-                )
-                verb = "recorded"
-            else:
-                verb = "already recorded"
-            key_id = (existing or get_agreement(op, AGREEMENT)).partner_key_id
-            assert agreements_for_key(op, key_id)
-    finally:
-        db.close()
-    number = ctx.state.get("case_number")
-    if number:
-        ctx.hints.append(
-            f"share the case with the partner: fundtrail share export {number} --agreement {AGREEMENT} "
-            f"--format stix -o case.stix.json --home {ctx.home} --as investigator"
-        )
-    return (
-        f"agreement {AGREEMENT} with {PARTNER} {verb}: addresses, tags, traces and evidence, TLP:AMBER, "
-        f"PAP:AMBER, 90 days, no onward sharing (fundtrail agreement show {AGREEMENT})"
-    )
+def make_demo_partner_key(home: Path) -> AgencyKey:
+    """The demo partner's key pair of ``home``: made at random (0600) when the home has none yet."""
+    create_key_file(demo_partner_key_path(home))
+    return demo_partner_key(home)
 
 
-STEP = DemoStep("agreement", "Record the sharing agreement demo-partner", step_agreement)
-
-
-def register() -> None:
-    """Add the step to the demo, before the audit verification when the case layer's steps are there."""
-    names = [s.name for s in DEMO_STEPS]
-    if "audit" in names:
-        add_step(STEP, before="audit")
-    else:
-        add_step(STEP)
-
-
-register()
+def demo_partner_key(home: Path) -> AgencyKey:
+    """The demo partner's key pair, to sign as the partner in demos and tests; NotFoundError when the
+    home has none (it was made by ``fundtrail demo``)."""
+    path = demo_partner_key_path(home)
+    if not path.is_file():
+        raise NotFoundError("demo partner key", str(path))
+    if path.stat().st_mode & 0o077:
+        raise InputError(f"{path}: a private key must be readable by its owner only (chmod 600)")
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise InputError(f"{path}: not an Ed25519 private key")
+    return _as_key(loaded)
