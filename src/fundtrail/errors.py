@@ -5,16 +5,19 @@
     FundTrailError
      ├── InputError (ValueError)              bad input from a user, a file or a node: exit code 2
      │    ├── ParseError                      a file or record that cannot be parsed (names file, line/offset)
+     │    │    └── InputLimitError             a file past a safety bound (size, blank lines, YAML aliases)
      │    ├── UnknownChainError               a chain name FundTrail does not know
      │    ├── InvalidAddressError             an address that is not valid for the chain
      │    ├── BlockValidationError            merkle root mismatch, bad framing, bad magic
      │    ├── ChainConflictError              a block that conflicts with the stored chain
      │    ├── InvalidTransitionError          a state-machine transition that is not allowed
      │    └── PolicyViolationError            an export or action forbidden by an agreement clause
+     ├── MissingExtraError (ImportError)   an optional part not installed; names the extra: exit 2
      ├── SourceUnavailableError (ConnectionError)   an RPC node or server that cannot be reached: exit 2
      ├── NotFoundError (LookupError)          a case, evidence item, tx ... that does not exist: exit 2
      ├── PermissionDeniedError (PermissionError)    a role or jurisdiction that may not do this: exit 2
      ├── ConflictError                        a concurrent update lost the race (optimistic locking)
+     │    └── StoreBusyError                  the chain store is held by another process: exit 2
      └── IntegrityError                       tampered evidence or audit log: exit code 1
 
 Each error formats its own message from domain arguments. Map to exit codes with :func:`exit_code`.
@@ -42,6 +45,14 @@ class ParseError(InputError):
         self.problem = problem
         location = f"{source}:{where}" if where else source
         super().__init__(f"{location}: {problem}")
+
+
+class InputLimitError(ParseError):
+    """A file that goes past a bound FundTrail reads input under (see :mod:`fundtrail.limits`)."""
+
+    def __init__(self, source: str, where: str | None, problem: str, setting: str) -> None:
+        self.setting = setting
+        super().__init__(source, where, f"{problem} (the bound is set by {setting})")
 
 
 class UnknownChainError(InputError):
@@ -95,6 +106,16 @@ class PolicyViolationError(InputError):
         super().__init__(f"{problem} (forbidden by {rule})")
 
 
+class MissingExtraError(FundTrailError, ImportError):
+    """An optional dependency that is not installed; says which extra of the package brings it."""
+
+    def __init__(self, module: str, extra: str, needed_for: str) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(f"{needed_for} needs the {extra!r} extra ({module} is not installed): "
+                         f"pip install 'fundtrail[{extra}]'")
+
+
 class SourceUnavailableError(FundTrailError, ConnectionError):
     """A node or server that cannot be reached or answers with an error."""
 
@@ -118,6 +139,17 @@ class PermissionDeniedError(FundTrailError, PermissionError):
 
 class ConflictError(FundTrailError):
     """A concurrent update that would overwrite another one (optimistic locking)."""
+
+
+class StoreBusyError(ConflictError):
+    """The chain store is held by another process (DuckDB allows one writer and no reader beside it)."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.path = path
+        super().__init__(
+            f"the chain store {path} is in use by another process ({holder}), for example `fundtrail serve` "
+            "or an ingest: wait for it to finish, or ask the running server (API) instead"
+        )
 
 
 class IntegrityError(FundTrailError):

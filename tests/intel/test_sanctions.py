@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
+from fundtrail.domain.addresses import b58check_decode
 from fundtrail.errors import InputError
 from fundtrail.intel.sanctions import (
     asset_of_file,
@@ -19,6 +20,7 @@ from fundtrail.intel.sanctions import (
     list_date,
     list_files,
     sanctioned_among,
+    tron_address,
 )
 
 
@@ -90,13 +92,52 @@ def test_evm_matching_ignores_letter_case(store, ofac) -> None:
     assert list(found) == ["0x910cbd523d972eb0a6f4cae4618ad62622b39dbf"]
 
 
-def test_list_date_from_folder_then_mtime(ofac, tmp_path) -> None:
+def test_list_date_from_the_list_the_file_name_the_folder_never_the_mtime(ofac, store, tmp_path) -> None:
     dated = list_date(ofac / "history" / "2022-09-16_96f89d7" / "sanctioned_addresses_ETH.txt")
     assert (dated.day, dated.basis) == (date(2022, 9, 16), "folder name")
-    plain = tmp_path / "sanctioned_addresses_LTC.txt"
-    plain.write_text("LZ2ozFh2YiwrQ6GjHqL3SVmyLnQm5n7SYY\n")
-    os.utime(plain, (1_700_000_000, 1_700_000_000))  # 2023-11-14 UTC
-    assert list_date(plain) == type(dated)(date(2023, 11, 14), "file modification time")
+    own = tmp_path / "sanctioned_addresses_LTC.txt"
+    own.write_text("# OFAC SDN list published 2024-09-27\nLZ2ozFh2YiwrQ6GjHqL3SVmyLnQm5n7SYY\n")
+    as_json = tmp_path / "sanctioned_addresses_BCH.json"
+    as_json.write_text(json.dumps({"date": "2023-10-04", "addresses": ["1BaBJNosQ1EUHxCkLm43hNg7KUKXzUNRba"]},
+                                  indent=1))
+    named = tmp_path / "sanctioned_addresses_DASH_2022-09-16.txt"
+    named.write_text("XpRo4WczedMqzcpwfzE8XT2i6QTbdYWfmv\n")
+    plain = tmp_path / "sanctioned_addresses_ZEC.txt"
+    plain.write_text("t1MMXtBNnmvWDmVTdvB3zr8sUTNkEJTVbNx\n")
+    for path in (own, as_json, named, plain):
+        os.utime(path, (1_700_000_000, 1_700_000_000))  # 2023-11-14 UTC: a copy's time, never the list's
+    results = {r.asset_code: r for r in (import_list(store, p) for p in (own, as_json, named, plain))}
+    assert (results["LTC"].listed_on, results["LTC"].date_basis) == (date(2024, 9, 27), "list")
+    assert results["LTC"].addresses == 1  # the comment line is not an address
+    assert (results["BCH"].listed_on, results["BCH"].date_basis) == (date(2023, 10, 4), "list")
+    assert (results["DASH"].listed_on, results["DASH"].date_basis) == (date(2022, 9, 16), "file name")
+    assert results["ZEC"].listed_on == datetime.now(UTC).date()
+    assert results["ZEC"].date_basis.startswith("import day")
+    assert asset_of_file(named) == "DASH"
+
+
+def test_tron_addresses_screen_in_base58_and_hex_one_or_many(cli, home, ofac, tmp_path) -> None:
+    out = cli("sanctions", "import", str(ofac / "sanctioned_addresses_TRX.txt"), "--date", "2024-09-27",
+              "--home", str(home))
+    assert out.exit_code == 0, out.output
+    listed = (ofac / "sanctioned_addresses_TRX.txt").read_text().split()[0]
+    as_hex = "0x" + b58check_decode(listed).hex()
+    assert tron_address(as_hex) == tron_address(as_hex[2:]) == listed
+    one = cli("sanctions", "check", as_hex, "--chain", "trx", "--home", str(home), "--format", "json")
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)["sanctioned"] is True and json.loads(one.stdout)["address"] == listed
+    batch = tmp_path / "to-screen.txt"
+    batch.write_text(f"# suspects\n{listed}\nTXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf\n")
+    many = cli("sanctions", "check", as_hex[2:], "--file", str(batch), "--chain", "trx", "--home", str(home),
+               "--format", "json")
+    doc = json.loads(many.stdout)
+    assert (doc["checked"], doc["sanctioned"]) == (3, 2)
+    assert [r["sanctioned"] for r in doc["results"]] == [True, True, False]
+    human = cli("sanctions", "check", listed, "TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf", "--chain", "trx",
+                "--home", str(home))
+    assert "SANCTIONED" in human.stdout and "1 of 2 addresses" in human.stdout
+    none = cli("sanctions", "check", "--chain", "trx", "--home", str(home))
+    assert none.exit_code == 2 and "no address to screen" in none.stderr
 
 
 def test_snapshots_say_when_an_address_was_listed(store, ofac) -> None:

@@ -291,3 +291,47 @@ def test_all_real_packs_import_and_a_big_pack_round_trips(store, packs, tmp_path
         assert _header(exported) == _header(big)
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("by", ["pack", "category"])
+def test_export_carries_actor_jurisdictions_to_a_fresh_store(store, write_pack, tmp_path, by) -> None:
+    from fundtrail.store import ChainStore
+
+    pack = write_pack("ex.yaml", """
+        title: Exchange tags
+        creator: Test Unit
+        currency: BTC
+        confidence: service_data
+        category: exchange
+        source: https://example.org
+        label: northwind hot wallet
+        actor: northwind
+        tags:
+        - address: 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa
+    """)
+    actors = write_pack("test.actorpack.yaml", """
+        title: Actors
+        creator: Test Unit
+        actors:
+        - id: northwind
+          label: Northwind Exchange
+          uri: https://northwind.example
+          categories: [exchange]
+          jurisdictions: [AT, DE]
+        - id: unrelated
+          label: Not named by any tag
+          uri: https://unrelated.example
+          categories: [exchange]
+          jurisdictions: [FR]
+    """)
+    import_tagpack(store, pack)
+    import_actorpack(store, actors)
+    written = export_tagpacks(store, tmp_path / "out", by=by)
+    assert (tmp_path / "out" / "actors.actorpack.yaml") in written
+    assert "unrelated" not in (tmp_path / "out" / "actors.actorpack.yaml").read_text()
+    fresh = ChainStore(":memory:")
+    for path in written:
+        (import_actorpack if ".actorpack." in path.name else import_tagpack)(fresh, path)
+    address = "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"
+    att = attribute_addresses(fresh, "btc", [address])[address]
+    assert (att.entity, att.jurisdiction) == ("Northwind Exchange", "AT,DE")

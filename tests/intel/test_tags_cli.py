@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 
 def test_import_show_export(cli, home, packs, shared_data, tmp_path) -> None:
@@ -31,7 +32,8 @@ def test_import_show_export(cli, home, packs, shared_data, tmp_path) -> None:
     out = cli("tags", "export", "--out", str(tmp_path / "x"), "--chain", "eth", "--home", str(home),
               "--format", "json")
     files = sorted(p.split("/")[-1] for p in json.loads(out.stdout)["files"])
-    assert files == ["binance.yaml", "tornado_cash.yaml"]  # plustoken holds btc tags only
+    # plustoken holds btc tags only; the actors the exported tags name go with them
+    assert files == ["actors.actorpack.yaml", "binance.yaml", "tornado_cash.yaml"]
 
     listed = json.loads(cli("tags", "packs", "--home", str(home), "--format", "json").stdout)
     assert sorted(p["kind"] for p in listed) == ["etherscan", "tagpack", "tagpack"]
@@ -51,3 +53,20 @@ def test_bad_pack_exits_2_naming_the_problem(cli, home, write_pack) -> None:
     out = cli("tags", "import", str(path), "--home", str(home))
     assert out.exit_code == 2
     assert "bad.yaml" in out.stderr and "tag 0" in out.stderr and "category" in out.stderr
+
+
+def test_a_folder_of_etherscan_csvs_is_imported_and_an_empty_folder_refused(cli, home, shared_data,
+                                                                          tmp_path) -> None:
+    folder = tmp_path / "etherscan"
+    folder.mkdir()
+    for name in ("tornado-cash.csv", "kraken.csv"):
+        shutil.copy(shared_data / "etherscan_labels" / "accounts" / name, folder / name)
+    out = cli("tags", "import", str(folder), "--home", str(home), "--format", "json")
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert len(doc["packs"]) == 2 and doc["tags"] == 63 + 18
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    refused = cli("tags", "import", str(empty), "--home", str(home))
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "no TagPack" in refused.stderr and "no Etherscan labels" in refused.stderr

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from fundtrail.cli.common import (
     DEFAULT_HOME,
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
     console,
     err_console,
     handle_errors,
@@ -23,11 +24,13 @@ from fundtrail.cli.common import (
 from fundtrail.errors import InputError
 from fundtrail.intel.sanctions import (
     DEFAULT_LIST_NAME,
+    SanctionHit,
     check_address,
     diff_lists,
-    import_list,
+    import_lists,
     list_files,
     snapshots,
+    tron_address,
 )
 from fundtrail.intel.tagstore import canonical_or_given
 from fundtrail.store import ChainStore
@@ -51,21 +54,26 @@ def import_(files: Annotated[list[Path], typer.Argument(
             list_name: Annotated[str, typer.Option("--list-name", help="Name of the list.")
                                  ] = DEFAULT_LIST_NAME,
             on: Annotated[str | None, typer.Option(
-                "--date", help="List date YYYY-MM-DD (default: from a dated folder name, else file mtime).")
+                "--date", help="List date YYYY-MM-DD (default: the list's own date, else a date in the file "
+                               "or folder name, else the day of the import; the table says which).")
                           ] = None,
             asset: Annotated[str | None, typer.Option(
                 "--asset", help="Asset code when the file name lacks it (XBT, ETH, USDT ...).")] = None,
             source: Annotated[str | None, typer.Option("--source", help="Where the list came from.")] = None,
+            replace: Annotated[bool, typer.Option(
+                "--replace", help="Import a list without one valid address even when that empties a list "
+                                  "that holds some.")] = False,
             home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
-    """Import list snapshots; the same list, asset and date imported again is replaced."""
+    """Import list snapshots; the same list, asset and date imported again is replaced.
+
+    All files are read and checked before anything is stored; one bad file stores none of them.
+    """
     day = _day(on, "--date")
     paths = list_files(files)
-    results = []
     with ChainStore.open_home(home) as store, progress("importing lists", total=len(paths)) as advance:
-        for path in paths:
-            results.append(import_list(store, path, list_name=list_name, listed_on=day, asset_code=asset,
-                                       source=source))
-            advance(1)
+        results = import_lists(store, paths, list_name=list_name, listed_on=day, asset_code=asset,
+                               source=source, replace=replace)
+        advance(len(paths))
     if fmt is OutputFormat.JSON:
         print_json({"imports": [r.to_dict() for r in results],
                     "addresses": sum(r.addresses for r in results)})
@@ -82,27 +90,74 @@ def import_(files: Annotated[list[Path], typer.Argument(
                               soft_wrap=True)
 
 
+def _addresses_of(path: Path) -> list[str]:
+    """The addresses of a screening file: one a line, blank and ``#`` comment lines skipped."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; --file takes a file of addresses, one a line")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text; --file takes a file of addresses, one a line") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def _shown(chain: str, address: str) -> str:
+    if chain == "trx":
+        return tron_address(address) or address.strip()
+    return canonical_or_given(chain, address)
+
+
 @app.command("check")
 @handle_errors
-def check(address: Annotated[str, typer.Argument(help="The address to screen.")],
-          chain: Annotated[str, typer.Option("--chain", "-c", help="Chain name (btc, eth ...).")] = "btc",
+def check(addresses: Annotated[list[str] | None, typer.Argument(
+              help="The addresses to screen (or give --file).", show_default=False)] = None,
+          file: Annotated[Path | None, typer.Option(
+              "--file", help="A file of addresses to screen, one a line ('-' for stdin).")] = None,
+          chain: Annotated[str, typer.Option(
+              "--chain", "-c", help="Chain name (btc, eth, trx ...).")] = "btc",
           on: Annotated[str | None, typer.Option(
               "--on", help="Screen against the lists as they stood on this date (YYYY-MM-DD).")] = None,
           home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
-    """Is the address on a sanctions list (EVM addresses match in any letter case)?"""
+    """Are the addresses on a sanctions list? EVM addresses match in any letter case; Tron in base58 or hex.
+
+    One address prints one document ({"chain", "address", "sanctioned", "matches"}); several addresses
+    or --file print {"chain", "checked", "sanctioned", "results": [one document per address]}.
+    """
+    wanted = list(addresses or [])
+    if file is not None:
+        wanted += ([line.strip() for line in sys.stdin if line.strip() and not line.strip().startswith("#")]
+                   if str(file) == "-" else _addresses_of(file))
+    if not wanted:
+        raise InputError("no address to screen: give addresses or --file FILE")
+    day = _day(on, "--on")
     with ChainStore.open_home(home) as store:
-        hits = check_address(store, chain, address, on=_day(on, "--on"))
-    canonical = canonical_or_given(chain, address)
-    listed = any(h.is_listed for h in hits)
+        docs: list[dict[str, Any]] = []
+        for address in wanted:
+            hits = check_address(store, chain, address, on=day)
+            docs.append({"chain": chain, "address": _shown(chain, address),
+                         "sanctioned": any(h.is_listed for h in hits), "matches": hits})
     if fmt is OutputFormat.JSON:
-        print_json({"chain": chain, "address": canonical, "sanctioned": listed,
-                    "matches": [h.to_dict() for h in hits]})
+        out = [{**d, "matches": [h.to_dict() for h in d["matches"]]} for d in docs]
+        if len(out) == 1 and file is None:
+            print_json(out[0])
+        else:
+            print_json({"chain": chain, "checked": len(out), "sanctioned": sum(d["sanctioned"] for d in out),
+                        "results": out})
         return
+    for d in docs:
+        _print_check(d["chain"], d["address"], d["matches"])
+    if len(docs) > 1:
+        listed = sum(d["sanctioned"] for d in docs)
+        console.print(f"{listed} of {len(docs)} addresses on an imported list", highlight=False)
+
+
+def _print_check(chain: str, canonical: str, hits: list[SanctionHit]) -> None:
+    listed = any(h.is_listed for h in hits)
     if not hits:
-        console.print(f"{chain} {canonical}: not on any imported list")
+        console.print(f"{chain} {canonical}: not on any imported list", highlight=False)
         return
     state = "[bold red]SANCTIONED[/]" if listed else "[yellow]formerly listed[/]"
-    console.print(f"{chain} {canonical}: {state}")
+    console.print(f"{chain} {canonical}: {state}", highlight=False)
     for h in hits:
         where = "" if h.same_chain else f" (listed for {h.chain})"
         status = "listed" if h.is_listed else f"no longer listed (last {h.last_listed_on})"

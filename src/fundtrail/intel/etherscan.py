@@ -12,6 +12,7 @@ tag's ``context``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -65,11 +66,27 @@ def _tag(address: str, name: str, labels: list[str]) -> dict[str, Any]:
     return tag
 
 
-def _read_combined(path: Path) -> list[dict[str, Any]]:
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text; ParseError naming the line of the first byte that is not UTF-8."""
+    if path.is_dir():
+        raise ParseError(str(path), None, "is a folder, not an Etherscan labels file")
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ParseError(str(path), None, f"not valid JSON: {exc}") from None
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ParseError(str(path), f"line {line}", f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+                                                    f"{exc.start})") from None
+
+
+def _read_combined(path: Path) -> list[dict[str, Any]]:
+    text = _read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(str(path), f"line {exc.lineno}", f"not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ParseError(str(path), None, "not valid JSON: nested too deeply") from None
     if not isinstance(data, Mapping):
         raise ParseError(str(path), None, "expected an object {address: {name, labels}}")
     tags = []
@@ -83,15 +100,17 @@ def _read_combined(path: Path) -> list[dict[str, Any]]:
 def _read_accounts_csv(path: Path) -> list[dict[str, Any]]:
     slug = path.stem
     tags = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    try:
         if not reader.fieldnames or "Address" not in reader.fieldnames:
             raise ParseError(str(path), "line 1", "expected a header with an Address column")
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
             address = (row.get("Address") or "").strip()
             if not address:
-                raise ParseError(str(path), f"line {line}", "empty Address")
+                raise ParseError(str(path), f"line {reader.line_num}", "empty Address")
             tags.append(_tag(address, row.get("Name Tag") or "", [slug]))
+    except csv.Error as exc:
+        raise ParseError(str(path), f"line {reader.line_num}", f"bad CSV: {exc}") from None
     return tags
 
 

@@ -8,8 +8,14 @@ valid for its chain (OFAC files one Tron address under XBT) is kept, flagged, an
 
 Every import is a *snapshot* keyed by (list name, asset code, list date): re-importing the same snapshot
 replaces it, other snapshots stay, so that an address can be checked against the list as it stood on
-a date. The list date comes from ``--date``, else from a leading ``YYYY-MM-DD`` in the name of the
-file's folder (history snapshots), else from the file's modification time; the row says which.
+a date. The list date comes from ``--date``, else from the list itself (a ``# ... YYYY-MM-DD`` comment
+line of a text list, the ``date`` of a JSON list written as ``{"date": ..., "addresses": [...]}``), else
+from a ``YYYY-MM-DD`` in the file name, else from a leading one in the name of the file's folder (history
+snapshots), else it is the day of the import (the earliest day FundTrail itself saw the address listed;
+never the file's modification time, which a copy changes); the row says which.
+
+Tron addresses are kept in base58 (``T...``); the hex form (``41`` + 20 bytes, with or without ``0x``)
+is accepted wherever an address is screened.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from fundtrail.domain.addresses import b58check_decode, canonical_address
+from fundtrail.domain.addresses import b58check_decode, b58check_encode, canonical_address
 from fundtrail.domain.chains import CHAINS, ChainFamily
 from fundtrail.errors import InputError, InvalidAddressError, ParseError
 from fundtrail.store import schema
@@ -53,8 +59,11 @@ ASSET_CHAINS: dict[str, str] = {
 MULTI_CHAIN_ASSETS = frozenset({"USDT", "USDC"})
 """Tokens issued on several chains: each address goes to the chain its format fits."""
 
-_FILE_NAME = re.compile(r"sanctioned_addresses_([A-Za-z0-9]+)\.(txt|json)$")
+_FILE_NAME = re.compile(r"sanctioned_addresses_([A-Za-z0-9]+)(?:[_-]\d{4}-\d{2}-\d{2})?\.(txt|json)$")
 _DATED_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})")
+_DATE_IN_TEXT = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2})(?!\d)")
+_TRON_HEX = re.compile(r"^(0x)?41[0-9a-fA-F]{40}$")
+_JSON_DATE_KEYS = ("date", "listed_on", "published", "publish_date")
 
 
 def is_evm(chain: str) -> bool:
@@ -74,6 +83,16 @@ def is_tron_address(text: str) -> bool:
     return len(payload) == 21 and payload[0] == 0x41
 
 
+def tron_address(text: str) -> str | None:
+    """A Tron address in base58 (``T...``) from base58 or hex (``41``/``0x41`` + 20 bytes), else None."""
+    text = text.strip()
+    if is_tron_address(text):
+        return text
+    if _TRON_HEX.match(text):
+        return b58check_encode(bytes.fromhex(text[2:] if text.lower().startswith("0x") else text))
+    return None
+
+
 def asset_of_file(path: Path) -> str:
     """The asset code in a list file's name (``sanctioned_addresses_XBT.txt`` -> ``XBT``)."""
     match = _FILE_NAME.search(Path(path).name)
@@ -84,18 +103,54 @@ def asset_of_file(path: Path) -> str:
 
 
 def read_list(path: Path) -> list[str]:
-    """The addresses of a list file, in file order, blank lines skipped."""
+    """The addresses of a list file, in file order, blank and ``#`` comment lines skipped."""
+    return _read_list_file(path)[0]
+
+
+def _read_list_file(path: Path) -> tuple[list[str], date | None]:
+    """The addresses of a list file and the date the list gives itself (None when it gives none)."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    if path.is_dir():
+        raise ParseError(str(path), None, "is a folder, not a list file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ParseError(str(path), f"line {line}",
+                         f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
     if path.suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ParseError(str(path), f"line {exc.lineno}", f"not valid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise ParseError(str(path), None, "not valid JSON: nested too deeply") from None
+        own: date | None = None
+        if isinstance(data, Mapping):
+            stated = next((str(data[k]) for k in _JSON_DATE_KEYS if data.get(k)), None)
+            own = _date_in(stated) if stated else None
+            if stated and own is None:
+                raise ParseError(str(path), None, f"the list's date {stated!r} is not a date YYYY-MM-DD")
+            data = data.get("addresses")
         if not isinstance(data, list) or not all(isinstance(a, str) for a in data):
-            raise ParseError(str(path), None, "expected a JSON array of address strings")
-        return [a.strip() for a in data if a.strip()]
-    return [line.strip() for line in text.splitlines() if line.strip()]
+            raise ParseError(str(path), None, "expected a JSON array of address strings (or an object with "
+                                              "\"addresses\" and \"date\")")
+        return [a.strip() for a in data if a.strip()], own
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    comments = [line for line in lines if line.startswith("#")]
+    own = next((d for d in map(_date_in, comments) if d is not None), None)
+    return [line for line in lines if not line.startswith("#")], own
+
+
+def _date_in(text: str) -> date | None:
+    """The first valid ``YYYY-MM-DD`` date in ``text``, else None."""
+    for match in _DATE_IN_TEXT.finditer(text):
+        try:
+            return date.fromisoformat(match.group(1))
+        except ValueError:
+            continue
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +178,9 @@ def file_address(asset_code: str, text: str) -> ListedAddress:
     else:
         chain = ASSET_CHAINS.get(asset, asset.lower())
     if chain == "trx":
-        ok = is_tron_address(text)
-        return ListedAddress(chain, text, text, ok, None if ok else f"{text!r} is not a valid Tron address")
+        tron = tron_address(text)
+        return ListedAddress(chain, tron or text, text, tron is not None,
+                             None if tron else f"{text!r} is not a valid Tron address")
     if chain not in CHAINS:
         return ListedAddress(chain, text, text, True, None)  # a chain FundTrail does not model: kept as is
     try:
@@ -142,18 +198,28 @@ class ListDate:
     basis: str
 
 
-def list_date(path: Path, given: date | None = None) -> ListDate:
-    """The list date: ``given``, else a dated folder name, else the file's modification time (UTC)."""
+IMPORT_DAY = "import day (the list carries no date; give --date)"
+"""The date basis of a list that names no date anywhere: the day it was imported."""
+
+
+def list_date(path: Path, given: date | None = None, *, own: date | None = None,
+              today: date | None = None) -> ListDate:
+    """The list date: ``given``, else the list's ``own`` date (read from inside it), else a date in the file
+    name, else a dated folder name, else the day of the import (``today``, UTC)."""
     if given is not None:
         return ListDate(given, "option")
+    if own is not None:
+        return ListDate(own, "list")
+    named = _date_in(Path(path).name)
+    if named is not None:
+        return ListDate(named, "file name")
     match = _DATED_FOLDER.match(Path(path).resolve().parent.name)
     if match:
         try:
             return ListDate(date.fromisoformat(match.group(1)), "folder name")
         except ValueError:
             pass
-    mtime = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC).date()
-    return ListDate(mtime, "file modification time")
+    return ListDate(today or datetime.now(UTC).date(), IMPORT_DAY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,20 +244,84 @@ class SanctionsImport:
         return out
 
 
-def import_list(store: ChainStore, path: Path, *, list_name: str = DEFAULT_LIST_NAME,
-                listed_on: date | None = None, asset_code: str | None = None,
-                source: str | None = None) -> SanctionsImport:
-    """Import one list file as a snapshot (replacing the same list, asset and date), in one transaction."""
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """A list file read and filed, ready to store."""
+
+    path: Path
+    asset: str
+    when: ListDate
+    entries: list[ListedAddress]
+    warnings: tuple[str, ...]
+
+
+def _read_snapshot(path: Path, listed_on: date | None, asset_code: str | None) -> _Snapshot:
     path = Path(path)
     asset = (asset_code or asset_of_file(path)).upper()
-    when = list_date(path, listed_on)
-    entries = [file_address(asset, a) for a in read_list(path)]
+    addresses, own = _read_list_file(path)
+    when = list_date(path, listed_on, own=own)
+    entries = [file_address(asset, a) for a in addresses]
     warnings = tuple(f"{asset}: {e.as_listed}: {e.problem} (kept, flagged invalid)" for e in entries
                      if not e.is_valid)
-    for w in warnings:
-        log.info("%s: %s", path, w)
-    source = source or str(path.resolve())
+    return _Snapshot(path, asset, when, entries, warnings)
+
+
+def _refuse_emptying(store: ChainStore, snapshot: _Snapshot, list_name: str) -> None:
+    """InputError when a list without one valid address would empty a list that holds some."""
+    if any(e.is_valid for e in snapshot.entries):
+        return
+    row = store.con.execute(
+        "SELECT count(DISTINCT (chain, address)), max(listed_on) FROM sanctions "
+        "WHERE list_name = ? AND asset_code = ? AND is_valid IS NOT FALSE",
+        [list_name, snapshot.asset]).fetchone()
+    held, latest = row if row is not None else (0, None)
+    if held:
+        raise InputError(
+            f"{snapshot.path}: holds no valid address ({len(snapshot.entries)} entries); importing it would "
+            f"empty the {list_name} {snapshot.asset} list ({held} addresses, latest snapshot {latest}); "
+            "nothing was imported; give --replace to import it anyway")
+
+
+def import_lists(store: ChainStore, paths: Sequence[Path], *, list_name: str = DEFAULT_LIST_NAME,
+                 listed_on: date | None = None, asset_code: str | None = None, source: str | None = None,
+                 replace: bool = False) -> list[SanctionsImport]:
+    """Import list files as snapshots (each replacing the same list, asset and date), all in one transaction.
+
+    Every file is read and checked before anything is stored: a file that cannot be read, or one
+    without a single valid address that would empty a list holding some (unless ``replace``), refuses
+    the whole import and leaves the stored lists as they were.
+    """
+    snapshots_read = [_read_snapshot(p, listed_on, asset_code) for p in paths]
+    if not replace:
+        for snapshot in snapshots_read:
+            _refuse_emptying(store, snapshot, list_name)
     now = datetime.now(UTC).replace(tzinfo=None)
+    con = store.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for snapshot in snapshots_read:
+            _store_snapshot(store, snapshot, list_name, source or str(snapshot.path.resolve()), now)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    results = []
+    for snapshot in snapshots_read:
+        entries = snapshot.entries
+        for w in snapshot.warnings:
+            log.info("%s: %s", snapshot.path, w)
+        results.append(SanctionsImport(
+            file=str(snapshot.path), list_name=list_name, asset_code=snapshot.asset,
+            listed_on=snapshot.when.day, date_basis=snapshot.when.basis,
+            addresses=len({(e.chain, e.address) for e in entries}),
+            chains=dict(Counter(e.chain for e in entries)), warnings=snapshot.warnings))
+    return results
+
+
+def _store_snapshot(store: ChainStore, snapshot: _Snapshot, list_name: str, source: str,
+                    now: datetime) -> None:
+    """Replace the snapshot's (list, asset, date) rows; inside the caller's transaction."""
+    entries = snapshot.entries
     table = pa.table({
         "chain": pa.array([e.chain for e in entries], pa.string()),
         "address": pa.array([e.address for e in entries], pa.string()),
@@ -200,26 +330,28 @@ def import_list(store: ChainStore, path: Path, *, list_name: str = DEFAULT_LIST_
         "problem": pa.array([e.problem for e in entries], pa.string()),
     })
     con = store.con
-    con.execute("BEGIN TRANSACTION")
+    con.execute("DELETE FROM sanctions WHERE list_name = ? AND asset_code = ? AND listed_on = ?",
+                [list_name, snapshot.asset, snapshot.when.day])
+    con.register("_stage_sanctions", table)
     try:
-        con.execute("DELETE FROM sanctions WHERE list_name = ? AND asset_code = ? AND listed_on = ?",
-                    [list_name, asset, when.day])
-        con.register("_stage_sanctions", table)
-        try:
-            con.execute(
-                """INSERT INTO sanctions SELECT DISTINCT s.chain, s.address, $list, $asset, $source, $day,
-                          $now, s.address_as_listed, s.is_valid, s.problem, $basis FROM _stage_sanctions s""",
-                {"list": list_name, "asset": asset, "source": source, "day": when.day, "now": now,
-                 "basis": when.basis})
-        finally:
-            con.unregister("_stage_sanctions")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return SanctionsImport(file=str(path), list_name=list_name, asset_code=asset, listed_on=when.day,
-                           date_basis=when.basis, addresses=len({(e.chain, e.address) for e in entries}),
-                           chains=dict(Counter(e.chain for e in entries)), warnings=warnings)
+        con.execute(
+            """INSERT INTO sanctions SELECT DISTINCT s.chain, s.address, $list, $asset, $source, $day,
+                      $now, s.address_as_listed, s.is_valid, s.problem, $basis FROM _stage_sanctions s""",
+            {"list": list_name, "asset": snapshot.asset, "source": source, "day": snapshot.when.day,
+             "now": now, "basis": snapshot.when.basis})
+    finally:
+        con.unregister("_stage_sanctions")
+
+
+def import_list(store: ChainStore, path: Path, *, list_name: str = DEFAULT_LIST_NAME,
+                listed_on: date | None = None, asset_code: str | None = None,
+                source: str | None = None, replace: bool = False) -> SanctionsImport:
+    """Import one list file as a snapshot (replacing the same list, asset and date), in one transaction.
+
+    A file without one valid address that would empty a list holding some is refused unless ``replace``.
+    """
+    return import_lists(store, [path], list_name=list_name, listed_on=listed_on, asset_code=asset_code,
+                        source=source, replace=replace)[0]
 
 
 def list_files(paths: Iterable[Path]) -> list[Path]:
@@ -277,6 +409,8 @@ def _evm_chains(chain: str) -> list[str]:
 def _key(chain: str, address: str) -> tuple[str, str]:
     """(chain, address) as stored for matching: canonical when valid, EVM in lower case."""
     address = address.strip()
+    if chain == "trx":
+        return chain, tron_address(address) or address
     if chain in CHAINS:
         try:
             return chain, canonical_address(chain, address)

@@ -25,7 +25,7 @@ import logging
 import lzma
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -39,8 +39,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fundtrail.domain.addresses import canonical_address
 from fundtrail.domain.chains import CHAINS
-from fundtrail.errors import InputError, InvalidAddressError, NotFoundError, ParseError
+from fundtrail.errors import InputError, InputLimitError, InvalidAddressError, NotFoundError, ParseError
 from fundtrail.intel import attribution  # noqa: F401  (registers the ``tags`` table)
+from fundtrail.limits import ENV_VARS, InputLimits, input_limits, read_bounded
 from fundtrail.store import schema
 from fundtrail.store.chainstore import ChainStore
 
@@ -199,20 +200,102 @@ def _plain_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def read_yaml(path: Path) -> Any:
-    """Load a YAML file (``.xz`` compressed or not) with the C loader."""
+def _alias_growth(root: yaml.Node, source: str, limits: InputLimits) -> None:
+    """Refuse a composed document whose aliases expand it past the bound, recur, or nest too deeply.
+
+    The composer shares an aliased node instead of copying it, so the document is small in memory; what
+    reads it afterwards (validation, storing) walks every alias as a full copy. The walk here counts
+    that expanded size once per distinct node, without expanding anything.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    distinct = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        children: list[yaml.Node]
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        if finished:
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            open_nodes.discard(key)
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise ParseError(source, f"line {node.start_mark.line + 1}", "an alias refers to a node that "
+                                                                        "holds it (a recursive document)")
+        distinct += 1
+        open_nodes.add(key)
+        if len(open_nodes) > limits.max_nesting:
+            raise InputLimitError(source, f"line {node.start_mark.line + 1}",
+                                  f"nested more than {limits.max_nesting} levels deep",
+                                  ENV_VARS["max_nesting"])
+        stack.append((node, True))
+        for c in children:
+            if id(c) in sizes:
+                continue
+            if isinstance(c, yaml.ScalarNode):
+                sizes[id(c)] = 1
+                distinct += 1
+            else:
+                stack.append((c, False))
+    added = sizes[id(root)] - distinct
+    if added > limits.max_yaml_alias_nodes:
+        raise InputLimitError(source, None, f"YAML aliases expand the document by {added:,} nodes, more "
+                                            f"than {limits.max_yaml_alias_nodes:,} (an alias bomb?)",
+                              ENV_VARS["max_yaml_alias_nodes"])
+
+
+def load_yaml_text(data: bytes | str, source: str, limits: InputLimits | None = None) -> Any:
+    """Parse one YAML document with the C loader, within the alias, nesting and size bounds."""
+    limits = limits or input_limits()
+    if len(data) > limits.max_document_bytes:
+        raise InputLimitError(source, None, f"larger than {limits.max_document_bytes:,} bytes",
+                              ENV_VARS["max_document_bytes"])
+    loader = yaml.CSafeLoader(data)
     try:
-        if path.name.endswith(".xz"):
-            with lzma.open(path, "rt", encoding="utf-8") as fh:
-                return yaml.load(fh, Loader=yaml.CSafeLoader)
-        with path.open(encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=yaml.CSafeLoader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _alias_growth(node, source, limits)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: Path, limits: InputLimits | None = None) -> Any:
+    """Load a YAML file (``.xz`` compressed or not) with the C loader, within the input bounds.
+
+    A document over ``max_document_bytes`` (after decompression), nested deeper than ``max_nesting`` or
+    whose aliases would add more than ``max_yaml_alias_nodes`` nodes is refused naming the file.
+    """
+    limits = limits or input_limits()
+    source = str(path)
+    try:
+        if path.is_dir():
+            raise ParseError(source, None, "is a folder, not a YAML file")
+        opener = lzma.open if path.name.endswith(".xz") else open
+        with opener(path, "rb") as fh:
+            data = read_bounded(fh, source, limits)  # type: ignore[arg-type]
+        return load_yaml_text(data.decode("utf-8"), source, limits)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None
-        raise ParseError(str(path), where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    except (lzma.LZMAError, UnicodeDecodeError) as exc:
-        raise ParseError(str(path), None, f"cannot read: {exc}") from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ParseError(source, where, f"not valid YAML: {problem}") from None
+    except UnicodeDecodeError as exc:
+        raise ParseError(source, None, f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                                       f"{exc.start})") from None
+    except lzma.LZMAError as exc:
+        raise ParseError(source, None, f"cannot read: {exc}") from None
+    except RecursionError:
+        raise InputLimitError(source, None, "nested too deeply to read", ENV_VARS["max_nesting"]) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,8 +518,8 @@ def store_pack(store: ChainStore, pack: ParsedPack, uri: str, *, kind: str = "ta
     invalid = tuple(InvalidTag(t.index, t.chain, t.address, t.invalid_reason)
                     for t in tags if t.invalid_reason)
     chains = Counter(t.chain for t in tags)
-    for item in invalid:
-        log.info("%s: tag %d: %s", uri, item.index, item.reason)
+    for bad in invalid:
+        log.info("%s: tag %d: %s", uri, bad.index, bad.reason)
     return ImportResult(uri=uri, title=header.get("title"), tags=len(tags), chains=dict(chains),
                         invalid=invalid, skipped=pack.skipped,
                         unknown_chains=tuple(sorted(c for c in chains if c not in CHAINS)))
@@ -663,15 +746,15 @@ def export_tagpacks(store: ChainStore, out_dir: Path, *, chain: str | None = Non
 
     ``by="pack"`` writes one pack per imported pack with its original header and per-tag fields;
     ``by="category"`` writes one pack per category (else abuse) with fully-resolved tags.
-    ``chain`` keeps only the tags of that chain, ``uri`` only those of one imported pack. Importing
-    the files again yields the same fully-resolved tags.
+    ``chain`` keeps only the tags of that chain, ``uri`` only those of one imported pack. The actors
+    the tags name go with them as ``actors.actorpack.yaml`` (their names and jurisdictions). Importing
+    the folder again yields the same fully-resolved tags, jurisdictions included.
     """
     if by not in ("pack", "category"):
         raise InputError(f"export by {by!r}: expected 'pack' or 'category'")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    used: set[str] = set()
+    used: set[str] = {"actors.actorpack"}
 
     def target(stem: str) -> Path:
         name = _safe_name(stem)
@@ -682,6 +765,16 @@ def export_tagpacks(store: ChainStore, out_dir: Path, *, chain: str | None = Non
         used.add(candidate)
         return out_dir / f"{candidate}.yaml"
 
+    actors: set[str] = set()
+    written = _export_tags(store, target, chain=chain, by=by, uri=uri, actors=actors)
+    actor_pack = _export_actors(store, out_dir / "actors.actorpack.yaml", actors)
+    return written + ([actor_pack] if actor_pack is not None else [])
+
+
+def _export_tags(store: ChainStore, target: Callable[[str], Path], *, chain: str | None, by: str,
+                 uri: str | None, actors: set[str]) -> list[Path]:
+    """Write the TagPacks of :func:`export_tagpacks`; adds the actor ids the tags name to ``actors``."""
+    written: list[Path] = []
     if by == "pack":
         current: str | None = None
         header: Mapping[str, Any] = {}
@@ -701,6 +794,9 @@ def export_tagpacks(store: ChainStore, out_dir: Path, *, chain: str | None = Non
                 flush()
                 current, header, tags = tag_uri, pack_header, []
             tags.append(own)
+            actor = own.get("actor") or pack_header.get("actor")
+            if actor:
+                actors.add(str(actor))
         flush()
         return written
 
@@ -708,6 +804,8 @@ def export_tagpacks(store: ChainStore, out_dir: Path, *, chain: str | None = Non
     for _, _, _, pack_header, own in _stored_rows(store, uri, chain):
         inherited = {k: v for k, v in pack_header.items() if k not in PACK_ONLY_FIELDS}
         resolved = {**inherited, **own}
+        if resolved.get("actor"):
+            actors.add(str(resolved["actor"]))
         key = resolved.get("category") or resolved.get("abuse") or "uncategorised"
         groups.setdefault(key, []).append(resolved)
     today = datetime.now(UTC).date().isoformat()
@@ -719,3 +817,35 @@ def export_tagpacks(store: ChainStore, out_dir: Path, *, chain: str | None = Non
         _dump_pack(path, header, groups[key])
         written.append(path)
     return written
+
+
+def _export_actors(store: ChainStore, path: Path, ids: set[str]) -> Path | None:
+    """Write the stored actors that exported tags name as an ActorPack (their names and jurisdictions
+    travel with the tags); None when no exported tag names a known actor."""
+    if not ids:
+        return None
+    rows = store.con.execute(
+        """SELECT id, any_value(label), any_value(uri), any_value(categories), any_value(jurisdictions),
+                  any_value(aliases), any_value(lastmod), any_value(context)
+           FROM actors WHERE list_contains($ids, id) GROUP BY id ORDER BY id""",
+        {"ids": sorted(ids)}).fetchall()
+    if not rows:
+        return None
+    actors = []
+    for actor_id, label, actor_uri, categories, jurisdictions, aliases, lastmod, context in rows:
+        actor: dict[str, Any] = {"id": actor_id, "label": label, "uri": actor_uri,
+                                 "categories": list(categories or [])}
+        if jurisdictions:
+            actor["jurisdictions"] = list(jurisdictions)
+        if aliases:
+            actor["aliases"] = list(aliases)
+        if lastmod:
+            actor["lastmod"] = _yaml_value("lastmod", lastmod)
+        if context is not None:
+            actor["context"] = orjson.loads(context) if isinstance(context, str) else context
+        actors.append(actor)
+    doc = {"title": "FundTrail export: actors of the exported tags", "creator": "FundTrail",
+           "actors": actors}
+    with path.open("w", encoding="utf-8") as fh:
+        yaml.dump(doc, fh, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True, width=1000)
+    return path

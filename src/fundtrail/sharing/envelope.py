@@ -23,7 +23,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -38,10 +38,10 @@ from fundtrail.domain.sharing import (
     format_timestamp,
     parse_timestamp,
 )
-from fundtrail.errors import InputError, IntegrityError
+from fundtrail.errors import InputError, IntegrityError, ParseError
 from fundtrail.sharing.signing import sign_document, verify_document
 
-ENVELOPE_VERSION = "fundtrail-package/1"
+ENVELOPE_VERSION: Final = "fundtrail-package/1"
 SIDECAR_SUFFIX = ".envelope.json"
 
 
@@ -156,7 +156,7 @@ def sign(envelope: Envelope, key: AgencyKey) -> Envelope:
     if envelope.sender.key_id != key.key_id:
         raise InputError("the envelope's sender is not this agency's key")
     signature = sign_document(key, envelope.unsigned())
-    return envelope.model_copy(update={"signature": Signature(**signature)})
+    return envelope.model_copy(update={"signature": Signature.model_validate(signature)})
 
 
 def parse(document: Any, source: str) -> Envelope:
@@ -242,6 +242,8 @@ def read_sidecar(path: Path) -> Envelope:
         document = json.loads(target.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise IntegrityError(f"{target}: cannot read the envelope: {error}") from None
+    except RecursionError:
+        raise ParseError(str(target), None, "the envelope's JSON is nested too deeply to read") from None
     return parse(document, str(target))
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -45,14 +46,24 @@ from fundtrail.domain.sharing import (
     retention_until,
     violation,
 )
-from fundtrail.errors import ConflictError, InputError, IntegrityError, NotFoundError
+from fundtrail.errors import (
+    ConflictError,
+    InputError,
+    InputLimitError,
+    IntegrityError,
+    NotFoundError,
+    ParseError,
+)
+from fundtrail.limits import ENV_VARS as LIMIT_VARS
+from fundtrail.limits import InputLimits, check_nesting, input_limits, read_bounded
 from fundtrail.sharing import bagit as bags
 from fundtrail.sharing import envelope as env
-from fundtrail.sharing import ftm, stix, tagpack
+from fundtrail.sharing import ftm, stix, tagpack, validation
 from fundtrail.sharing.agreements import (
     agency_identity,
     agreement_for_partner,
     get_agreement,
+    pinned_partner_key,
     pseudonym_key,
     to_domain,
 )
@@ -183,6 +194,7 @@ def export_case(
     """Export a case to the agreement's partner as a signed package at ``out`` (see the module docstring)."""
     fmt = PackageFormat(fmt)
     row = get_agreement(ctx, agreement_name)
+    pinned_partner_key(ctx.home, row)  # addressed only to a partner key pinned outside the database
     agreement = to_domain(row)
     case = ctx.case(number, Action.EXPORT_EVIDENCE)
     content = gather(ctx, case)
@@ -190,6 +202,10 @@ def export_case(
         categories = bags.bag_categories(content)
     else:
         categories = content.categories_for(fmt, agreement.allowed_for(fmt))
+    if not categories:
+        raise InputError(f"case {case.number} holds nothing that agreement {agreement.name} lets you share "
+                         f"as {fmt.value} (no subjects, evidence or tags of an allowed category); "
+                         "nothing was written")
     agreement.check_export(ExportContent(fmt, categories, content.origins), ctx.now.date())
     me = agency_identity(ctx)
     package_id = env.new_package_id()
@@ -400,23 +416,88 @@ class Received:
     source: str = ""
 
 
-def read_package(path: Path) -> Received:
-    """The package at ``path``: a STIX bundle (envelope inside), or a payload with its envelope beside it."""
+def read_package(path: Path, limits: InputLimits | None = None) -> Received:
+    """The package at ``path``: a STIX bundle (envelope inside), or a payload with its envelope beside it.
+
+    A file without an envelope beside it must be a STIX bundle: empty, binary, truncated or other JSON
+    is refused as bad input saying what it is (:class:`ParseError`), within ``limits`` (size, nesting).
+    """
     path = Path(path)
     if not path.exists():
         raise NotFoundError("package", str(path))
     if path.is_file() and not env.sidecar_of(path).exists():
-        try:
-            with path.open("rb") as fh:
-                head = fh.read(1).strip() or fh.read(64).strip()[:1]
-            document = json.loads(path.read_text(encoding="utf-8")) if head in (b"{", b"") else None
-        except (OSError, ValueError, UnicodeDecodeError):
-            document = None
-        if isinstance(document, dict) and document.get("type") == "bundle":
-            package = stix.read_bundle_file(document, path.name)
+        package = _read_bundle(path, limits or input_limits())
+        if package is not None:
             return Received(package.envelope, path, package, path.name)
     envelope = env.read_sidecar(path)
     return Received(envelope, path, None, path.name)
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _ends_open(body: str) -> bool:
+    """True when JSON text stops inside a string or with brackets left open: a truncated document."""
+    bare = _JSON_STRING.sub("", body)
+    unterminated = bare.count('"') % 2 == 1
+    if unterminated:  # the last string runs to the end: what it holds is no structure
+        bare = bare[: bare.rindex('"')]
+    opened: list[str] = []
+    for char in _JSON_BRACKET.findall(bare):
+        if char in "{[":
+            opened.append("}" if char == "{" else "]")
+        elif not opened or opened.pop() != char:
+            return False  # a bracket closed that was not open: malformed, not cut short
+    return bool(opened) or unterminated
+
+
+def _read_bundle(path: Path, limits: InputLimits) -> stix.ReadPackage | None:
+    """The STIX bundle of a file without an envelope beside it; None when it is no JSON document at all
+    (a payload whose envelope is missing: JSON lines, YAML), ParseError when it is not a bundle."""
+    name = path.name
+    missing = f"and no signed envelope beside it ({env.sidecar_of(path).name})"
+    with path.open("rb") as fh:
+        data = read_bounded(fh, name, limits)
+    if not data.strip():
+        raise ParseError(name, None, f"empty file: not a STIX bundle, {missing}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ParseError(name, None, f"binary data (byte {data[error.start]:#04x} at offset {error.start}), "
+                                     f"not a STIX bundle (JSON), {missing}") from None
+    body = text.strip()
+    if body[:1] not in ("{", "["):
+        return None
+    try:
+        document = json.loads(text)
+    except RecursionError:
+        raise InputLimitError(name, None, "JSON nested too deeply to read, not a STIX bundle",
+                              LIMIT_VARS["max_nesting"]) from None
+    except json.JSONDecodeError as error:
+        first, _, rest = body.partition("\n")
+        if rest.strip() and _is_json_object(first):
+            return None  # JSON lines: an FtM payload
+        where = f"line {error.lineno} column {error.colno}"
+        if _ends_open(body):
+            raise ParseError(name, where, f"truncated JSON (the document ends early), {missing}") from None
+        raise ParseError(name, where, f"not valid JSON ({error.msg}), {missing}") from None
+    check_nesting(document, name, limits)
+    if (
+        not isinstance(document, dict)
+        or document.get("type") != "bundle"
+        or not isinstance(document.get("objects"), list)
+    ):
+        raise ParseError(name, None, f"JSON, but not a STIX 2.1 bundle (no \"type\": \"bundle\" with "
+                                     f"\"objects\"), {missing}")
+    return stix.read_bundle_file(document, name)
 
 
 def received_from_objects(objects: list[dict[str, Any]], source: str) -> Received:
@@ -456,11 +537,13 @@ class ImportResult:
         }
 
 
-def _check_terms(ctx: Context, received: Received) -> tuple[SharingAgreement, Agreement]:
+def _check_terms(ctx: Context, received: Received) -> tuple[SharingAgreement, Agreement, str]:
+    """The agreement, its terms, and the partner's pinned public key, once the envelope verifies."""
     e = received.envelope
     row = agreement_for_partner(ctx, e.sender.key_id, e.agreement)
     agreement = to_domain(row)
-    env.verify(e, agreement.partner.public_key, received.source)
+    public = pinned_partner_key(ctx.home, row).public_key  # never the key of the database row alone
+    env.verify(e, public, received.source)
     own = ctx.key.key_id
     if e.recipient.key_id != own:
         raise violation(
@@ -469,7 +552,7 @@ def _check_terms(ctx: Context, received: Received) -> tuple[SharingAgreement, Ag
             f"package {e.package_id} is addressed to key {e.recipient.key_id}, not to this agency ({own})",
         )
     agreement.check_import(e.terms(), ctx.now.date())
-    return row, agreement
+    return row, agreement, public
 
 
 def _check_declared(received: Received, carried: frozenset[DataCategory], agreement: Agreement) -> None:
@@ -501,9 +584,10 @@ def import_package(
     """Verify a received package and store it with its provenance, or raise and store nothing."""
     if ctx.user is not None:
         ctx.require(Action.HANDLE_REQUEST)
-    row, agreement = _check_terms(ctx, received)
+    row, agreement, partner_key = _check_terms(ctx, received)
     e = received.envelope
     fmt = e.format
+    validation.check_envelope(e, received.source)
     if fmt is PackageFormat.TAGPACK and store_opener is None:
         raise InputError("importing a TagPack needs the chain store")
     items: list[Any]
@@ -511,6 +595,7 @@ def import_package(
     if fmt is PackageFormat.STIX:
         if received.stix is None:
             raise IntegrityError(f"{received.source}: a STIX package must be a bundle holding its envelope")
+        validation.check_stix_objects(received.stix.objects, received.source)
         items, carried = stix.check_objects(received.stix, received.source)
     else:
         if received.path is None or e.contents.files is None:
@@ -533,7 +618,10 @@ def import_package(
         else:
             if not received.path.is_dir():
                 raise IntegrityError(f"{received.source}: a BagIt package is a folder")
-            items, carried = bags.check_bag(received.path, e.sender.key_id, agreement.partner.public_key)
+            items, carried = bags.check_bag(received.path, e.sender.key_id, partner_key)
+    validation.check_items(items, received.source)
+    if tag_pack is not None:
+        validation.check_content(received.source, "TagPack header", dict(tag_pack.header))
     _check_declared(received, carried, agreement)
     if ctx.session.execute(
         select(SharedPackage.id).where(

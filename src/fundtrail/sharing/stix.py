@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import stix2
 from stix2 import CustomObservable
@@ -94,6 +94,9 @@ PACKAGE_SCHEMA = (
 class CryptocurrencyWallet:
     """A cryptocurrency address (the community's published new-SCO extension)."""
 
+    if TYPE_CHECKING:  # the (untyped) decorator makes it a stix2 observable, built from its properties
+        def __init__(self, **properties: Any) -> None: ...
+
 
 @CustomObservable(
     "cryptocurrency-transaction",
@@ -109,6 +112,9 @@ class CryptocurrencyWallet:
 )
 class CryptocurrencyTransaction:
     """A cryptocurrency transaction (the community's published new-SCO extension)."""
+
+    if TYPE_CHECKING:  # the (untyped) decorator makes it a stix2 observable, built from its properties
+        def __init__(self, **properties: Any) -> None: ...
 
 
 def tlp_marking(tlp: Tlp) -> stix2.MarkingDefinition:
@@ -261,7 +267,7 @@ def build_bundle(
     with_tags = DataCategory.ATTRIBUTION_TAGS in categories
     with_flows = DataCategory.TRACES in categories
     sanctioned = sanctioned or {}
-    wallet_ids: dict[tuple[str, str], str] = {}
+    wallet_ids: dict[tuple[str, str | None], str] = {}  # flows' ends may be None
     refs: list[str] = []
     analysis: dict[str, Any] = {"extension_type": "property-extension", "case": content.number, "wallets": []}
     for (chain, address), w in sorted(content.wallets.items()):
@@ -387,21 +393,21 @@ def build_bundle(
                 description=f"attributed to {w.entity}",
             )
             refs += [org.id, rel.id]
-    description = [
+    report_description = [
         f"Case {content.number}" + (f" ({content.offence})" if content.offence else "") + ".",
         f"{len(content.wallets)} addresses, {len(content.transactions)} transactions"
         + (f", {len(content.flows)} traced flows" if with_flows else "")
         + ".",
     ]
     if include_summary and content.summary:
-        description.append(content.summary)
+        report_description.append(content.summary)
     b.sdo(
         stix2.Report,
         "report",
         (content.number, sender_key_id),
         created_by_ref=me.id,
         name=f"{content.number}: {content.title}",
-        description=" ".join(description),
+        description=" ".join(report_description),
         report_types=["threat-report"],
         published=now,
         object_refs=[me.id, *refs] or [me.id],

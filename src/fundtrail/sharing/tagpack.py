@@ -23,7 +23,7 @@ from typing import Any
 
 from fundtrail.domain.chains import CHAINS, get_chain
 from fundtrail.domain.sharing import DataCategory
-from fundtrail.errors import FundTrailError, IntegrityError
+from fundtrail.errors import FundTrailError, InputLimitError, IntegrityError
 from fundtrail.intel.tagpacks import (
     ParsedPack,
     chain_for_network,
@@ -149,6 +149,8 @@ def check_tagpack(path: Path) -> tuple[ParsedPack, frozenset[DataCategory]]:
     """Validate a received TagPack (schema and taxonomy, addresses valid for their chains)."""
     try:
         pack = parse_tagpack(read_yaml(Path(path)), Path(path).name)
+    except InputLimitError:
+        raise  # bad input past a safety bound (an alias bomb), not a tampered package
     except FundTrailError as error:
         raise IntegrityError(f"not a valid TagPack: {error}") from None
     if not pack.tags:

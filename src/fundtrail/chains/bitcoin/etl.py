@@ -27,17 +27,29 @@ import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 
 from fundtrail.domain.addresses import canonical_address
+from fundtrail.domain.amounts import MAX_AMOUNT, MAX_INT32, MAX_INT64, amount_problem, shown_number
 from fundtrail.domain.chains import ChainParams, get_chain
-from fundtrail.domain.records import BlockRecord, ScriptType, UtxoBatch
-from fundtrail.domain.scripts import classify_script
-from fundtrail.errors import InputError, InvalidAddressError, ParseError
+from fundtrail.domain.records import BlockRecord, PayloadKind, ScriptType, UtxoBatch
+from fundtrail.domain.scripts import classify_script, op_return_data
+from fundtrail.errors import InputError, InputLimitError, InvalidAddressError, ParseError
+from fundtrail.limits import ENV_VARS, InputLimits, input_limits
 
 log = logging.getLogger(__name__)
+
+_NULLDATA = ScriptType.NULLDATA.value
+
+
+def _keep_op_return(batch: UtxoBatch, txid: str, height: int, n: int, script_hex: str) -> None:
+    """Keep the bytes an OP_RETURN output carries (memos of cross-chain swaps are read from them)."""
+    payload = op_return_data(bytes.fromhex(script_hex))
+    if payload:
+        batch.payloads.add(txid, height, n, PayloadKind.OP_RETURN, payload.hex())
+
 
 # bitcoin-etl's output type names, for rows without script_hex.
 ETL_TYPES: dict[str, ScriptType] = {
@@ -91,16 +103,42 @@ def _open(path: Path) -> IO[bytes]:
     return gzip.GzipFile(path, "rb")  # type: ignore[return-value]
 
 
-def _lines(paths: list[Path]) -> Iterator[tuple[bytes, str, int]]:
-    """(line, file name, line number) of every non-blank line of the files, in order."""
+def _lines(paths: list[Path], limits: InputLimits) -> Iterator[tuple[bytes, str, int]]:
+    """(line, file name, line number) of every non-blank line of the files, in order.
+
+    Each file is read within ``limits``: its (decompressed) size, its blank lines and the length of a
+    line are bounded, so that a small crafted file (a gzip of a gigabyte of newlines) is refused at once.
+    """
+    max_line = limits.max_line_bytes
+    max_bytes = limits.max_decompressed_bytes
+    max_blank = limits.max_blank_lines
     for path in paths:
         name = "<stdin>" if str(path) == STDIN else str(path)
+        if name != "<stdin>" and Path(path).is_dir():
+            raise ParseError(name, None, "is a folder, not a bitcoin-etl transactions file")
         lineno = 0
+        total = 0
+        blank = 0
         try:
             with _open(Path(path)) as handle:
-                for lineno, raw in enumerate(handle, 1):  # noqa: B007 - lineno used after the loop
+                readline = handle.readline
+                while raw := readline(max_line + 1):
+                    lineno += 1
+                    total += len(raw)
+                    if len(raw) > max_line and not raw.endswith(b"\n"):
+                        raise InputLimitError(name, str(lineno), f"a line longer than {max_line:,} bytes",
+                                              ENV_VARS["max_line_bytes"])
+                    if total > max_bytes:
+                        raise InputLimitError(name, str(lineno), f"more than {max_bytes:,} bytes "
+                                                                 "(decompressed)",
+                                              ENV_VARS["max_decompressed_bytes"])
                     if raw.strip():
                         yield raw, name, lineno
+                    else:
+                        blank += 1
+                        if blank > max_blank:
+                            raise InputLimitError(name, str(lineno), f"more than {max_blank:,} blank lines",
+                                                  ENV_VARS["max_blank_lines"])
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise ParseError(name, str(lineno + 1) if lineno else None,
                              f"truncated or corrupt gzip data ({exc})") from None
@@ -201,7 +239,8 @@ class _Reader:
                     n = out.get("index")
                     if n is None:
                         n = position
-                    if type(value) is int and type(script_hex) is str and type(n) is int:
+                    if (type(value) is int and type(script_hex) is str and type(n) is int
+                            and 0 <= value <= MAX_AMOUNT and 0 <= n <= MAX_INT32):
                         found = scripts.get(script_hex)
                         if found is None:
                             found = self.output_script(script_hex, where)
@@ -211,6 +250,8 @@ class _Reader:
                         out_value(value)
                         out_type(found[1])
                         out_total += value
+                        if found[1] == _NULLDATA:
+                            _keep_op_return(batch, txid, height, n, script_hex)
                         continue
                 kept = self._output_slow(out, position, where)
                 if kept is None:
@@ -223,6 +264,8 @@ class _Reader:
                 out_value(value)
                 out_type(script_type)
                 out_total += value
+                if script_type == _NULLDATA and isinstance(out.get("script_hex"), str):
+                    _keep_op_return(batch, txid, height, n, out["script_hex"])
 
             in_total = 0
             all_known = True
@@ -236,11 +279,15 @@ class _Reader:
                         n = position
                     sequence = inp.get("sequence")
                     if (type(prev_txid) is str and type(prev_n) is int and type(n) is int
-                            and (sequence is None or type(sequence) is int)):
+                            and 0 <= prev_n <= MAX_INT32 and 0 <= n <= MAX_INT32
+                            and (sequence is None or (type(sequence) is int and 0 <= sequence <= MAX_INT64))):
                         if value is None:
                             all_known = False
                             address = None
                         elif type(value) is int:
+                            if not 0 <= value <= MAX_AMOUNT:
+                                raise _err(where,
+                                           f"inputs[{position}]: field 'value' {_amount_problem(value)}")
                             in_total += value
                             names = inp.get("addresses")
                             if type(names) is list and len(names) == 1 and names[0] in listed:
@@ -264,6 +311,8 @@ class _Reader:
                 if index is not None:
                     raise _err(where, "field 'index' must be an integer")
                 index = ordinal
+            elif not 0 <= index <= MAX_INT32:
+                raise _err(where, f"field 'index' {_range_problem(index, MAX_INT32)}")
             coinbase = row.get("is_coinbase")
             if type(coinbase) is not bool:
                 if coinbase is not None:
@@ -273,10 +322,17 @@ class _Reader:
             vsize = row.get("virtual_size")
             if type(size) is not int:
                 size = None
+            elif not 0 <= size <= MAX_INT32:
+                raise _err(where, f"field 'size' {_range_problem(size, MAX_INT32)}")
             if type(vsize) is not int:
                 vsize = None
+            elif not 0 <= vsize <= MAX_INT32:
+                raise _err(where, f"field 'virtual_size' {_range_problem(vsize, MAX_INT32)}")
             version = row.get("version")
             locktime = row.get("lock_time")
+            for field, number in (("version", version), ("lock_time", locktime)):
+                if type(number) is int and not -MAX_INT64 <= number <= MAX_INT64:
+                    raise _err(where, f"field '{field}' {_range_problem(number, MAX_INT64)}")
             tx_txid(txid)
             tx_height(height)
             tx_time(time)
@@ -298,6 +354,8 @@ class _Reader:
         if type(value) is not int:
             problem = "missing field 'value'" if value is None else "field 'value' must be an integer"
             raise _err(where, f"outputs[{position}]: {problem}")
+        if not 0 <= value <= MAX_AMOUNT:
+            raise _err(where, f"outputs[{position}]: field 'value' {_amount_problem(value)}")
         script_hex = out.get("script_hex")
         if script_hex is None and out.get("type") == SHIELDED:
             return None
@@ -306,6 +364,8 @@ class _Reader:
             n = position
         if type(n) is not int:
             raise _err(where, f"outputs[{position}]: field 'index' must be an integer")
+        if not 0 <= n <= MAX_INT32:
+            raise _err(where, f"outputs[{position}]: field 'index' {_range_problem(n, MAX_INT32)}")
         if script_hex is not None:
             if type(script_hex) is not str:
                 raise _err(where, f"outputs[{position}]: field 'script_hex' must be a string")
@@ -324,6 +384,8 @@ class _Reader:
         value = inp.get("value")
         if value is not None and type(value) is not int:
             raise _err(where, f"inputs[{position}]: field 'value' must be an integer")
+        if value is not None and not 0 <= value <= MAX_AMOUNT:
+            raise _err(where, f"inputs[{position}]: field 'value' {_amount_problem(value)}")
         if prev_txid is None:
             if inp.get("type") == SHIELDED and value is not None:
                 return value  # value leaving a shielded pool
@@ -335,7 +397,21 @@ class _Reader:
             problem = ("missing field 'spent_output_index'" if prev_n is None
                        else "field 'spent_output_index' must be an integer")
             raise _err(where, f"inputs[{position}]: {problem}")
+        checks: tuple[tuple[str, Any, int], ...] = (
+            ("spent_output_index", prev_n, MAX_INT32), ("index", inp.get("index"), MAX_INT32),
+            ("sequence", inp.get("sequence"), MAX_INT64))
+        for field, number, top in checks:
+            if type(number) is int and not 0 <= number <= top:
+                raise _err(where, f"inputs[{position}]: field '{field}' {_range_problem(number, top)}")
         raise _err(where, f"inputs[{position}]: fields 'index' and 'sequence' must be integers")
+
+
+def _amount_problem(value: int) -> str:
+    return amount_problem(value) or "is not an amount"
+
+
+def _range_problem(number: int, top: int) -> str:
+    return f"{shown_number(number)} is out of range (0 to {top:,})"
 
 
 def _err(where: str, problem: str) -> ParseError:
@@ -351,17 +427,21 @@ def _required(row: dict[str, Any], key: str, kind: type, where: str) -> Any:
             raise _err(where, f"missing field '{key}'")
         expected = "an integer" if kind is int else "a string"
         raise _err(where, f"field '{key}' must be {expected}, got {type(value).__name__}")
+    if kind is int and not 0 <= cast(int, value) <= MAX_INT64:
+        raise _err(where, f"field '{key}' {_range_problem(cast(int, value), MAX_INT64)}")
     return value
 
 
 def read_bitcoin_etl(paths: list[Path], chain: str, *, batch_size: int = 20_000,
-                     prefetch: bool = True) -> Iterator[UtxoBatch]:
+                     prefetch: bool = True, limits: InputLimits | None = None) -> Iterator[UtxoBatch]:
     """Batches of complete blocks from bitcoin-etl transactions JSON-lines files (plain or .gz).
 
     With ``prefetch`` a background thread parses the next batch while the caller writes this one (the
     store's database work runs outside the interpreter lock); at most one batch waits in between.
+    Each file is read within ``limits`` (default: :func:`~fundtrail.limits.input_limits`, the
+    environment's): decompressed size, blank lines and line length are bounded.
     """
-    batches = _read_batches([Path(p) for p in paths], chain, batch_size)
+    batches = _read_batches([Path(p) for p in paths], chain, batch_size, limits or input_limits())
     if prefetch:
         batches = _prefetched(batches)
     for number, batch in enumerate(batches, 1):
@@ -416,7 +496,7 @@ def _prefetched(source: Iterator[UtxoBatch]) -> Iterator[UtxoBatch]:
         stop.set()
 
 
-def _read_batches(paths: list[Path], chain: str, batch_size: int) -> Iterator[UtxoBatch]:
+def _read_batches(paths: list[Path], chain: str, batch_size: int, limits: InputLimits) -> Iterator[UtxoBatch]:
     reader = _Reader(chain)
     chain_name = reader.chain
     loads = orjson.loads
@@ -424,7 +504,7 @@ def _read_batches(paths: list[Path], chain: str, batch_size: int) -> Iterator[Ut
     done: dict[int, str] = {}  # heights of blocks already read -> where they started
     block: _Block | None = None
 
-    for raw, name, lineno in _lines(paths):
+    for raw, name, lineno in _lines(paths, limits):
         where = f"{name}:{lineno}"
         try:
             row = loads(raw)

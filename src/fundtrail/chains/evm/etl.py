@@ -7,7 +7,9 @@ A folder holds one file per table, named as ethereum-etl names them, each ``.csv
 * ``transactions``: ``hash, block_number, transaction_index, from_address, to_address, value``; required;
   the ``receipt_*`` columns of streamed exports give status and gas when there is no receipts file;
 * ``receipts``: ``transaction_hash, block_number, status, gas_used, effective_gas_price``, optional;
-* ``logs``: when present, ERC-20 transfers are decoded from it, which tells ERC-721 transfers apart;
+* ``logs`` (``export_receipts_and_logs``): when present, ERC-20 transfers are decoded from it, which tells
+  ERC-721 transfers apart, and the swap, bridge and pool events conversions need are kept in the ``logs``
+  table (with the gas price of their transactions); call data that carries a cross-chain memo is kept too;
   otherwise ``token_transfers`` is read as it is (ethereum-etl puts ERC-721 transfers there too, with
   the token id as the value);
 * ``traces``: internal transfers, block and uncle rewards, genesis allocations and the DAO-fork moves.
@@ -44,8 +46,10 @@ from fundtrail.chains.evm.decode import (
     transaction_fee,
     withdrawal_wei,
 )
+from fundtrail.chains.evm.events import KEPT_TOPICS, memo_in_call_data
+from fundtrail.domain.amounts import MAX_INT32, MAX_INT64, amount_problem, shown_number
 from fundtrail.domain.chains import NATIVE_ASSET, ChainFamily, get_chain
-from fundtrail.domain.records import AccountBatch, BlockRecord, TransferKind
+from fundtrail.domain.records import AccountBatch, BlockRecord, PayloadKind, TransferKind
 from fundtrail.errors import InputError, ParseError
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,40 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 def _json_loads(text: str | bytes) -> Any:
     """JSON with exact integers of any size; fractions come back as Decimal, which amounts refuse."""
     return json.loads(text, parse_float=decimal.Decimal)
+
+
+def parse_amount(value: Any, what: str = "amount") -> int:
+    """A native amount (wei): :func:`parse_quantity` within what the store keeps exactly (DECIMAL(38,0)).
+
+    Token amounts are not checked here: spam tokens mint beyond it and the store keeps those as text.
+    """
+    amount = parse_quantity(value, what)
+    problem = amount_problem(amount)
+    if problem:
+        raise InputError(f"{what}: {problem}")
+    return amount
+
+
+def _bounded(top: int) -> Callable[[Any, str], int]:
+    def parse(value: Any, what: str) -> int:
+        number = parse_quantity(value, what)
+        if number > top:
+            raise InputError(f"{what}: {shown_number(number)} is out of range (0 to {top:,})")
+        return number
+    return parse
+
+
+parse_height = _bounded(MAX_INT64)
+"""A block number or timestamp the store keeps (BIGINT)."""
+parse_index = _bounded(MAX_INT32)
+"""A transaction or log index the store keeps (INTEGER)."""
+
+
+def parse_optional_amount(value: Any, what: str = "amount") -> int | None:
+    """Like :func:`parse_amount`, with ``None`` and ``""`` meaning absent."""
+    if value is None or value == "":
+        return None
+    return parse_amount(value, what)
 
 
 def _find(directory: Path, name: str) -> Path | None:
@@ -166,7 +204,7 @@ class _Grouped:
             self._pending = None
             return
         line, row = item
-        number = self.table.value(line, row, self.block_column, parse_quantity)
+        number = self.table.value(line, row, self.block_column, parse_height)
         if number < self._last:
             raise self.table.fail(line, f"block {number} after block {self._last}: rows must be in block "
                                         "order (sort the file by block number)")
@@ -232,7 +270,7 @@ def _read(chain: str, tables: dict[str, _Table], batch_size: int) -> Iterator[Ac
     batch = AccountBatch(chain=chain)
     last = -1
     for line, row in blocks.rows():
-        number = blocks.value(line, row, "number", parse_quantity)
+        number = blocks.value(line, row, "number", parse_height)
         if number <= last:
             raise blocks.fail(line, f"block {number} after block {last}: blocks must be in increasing order")
         last = number
@@ -295,11 +333,11 @@ def _add_block(batch: AccountBatch, tables: dict[str, _Table], line: int, row: R
     block_hash = blocks.value(line, row, "hash", parse_hash)
     parent = row.get("parent_hash")
     prev_hash = blocks.value(line, row, "parent_hash", parse_hash) if parent and height > 0 else None
-    time = blocks.value(line, row, "timestamp", parse_quantity)
+    time = blocks.value(line, row, "timestamp", parse_height)
 
     txt = tables["transactions"]
     tx_rows = sorted(groups["transactions"],
-                     key=lambda item: txt.value(item[0], item[1], "transaction_index", parse_quantity))
+                     key=lambda item: txt.value(item[0], item[1], "transaction_index", parse_index))
     batch.blocks.append(BlockRecord(chain, height, block_hash, prev_hash, time, len(tx_rows)))
 
     receipts: dict[str, tuple[int, Row]] = {}
@@ -315,7 +353,7 @@ def _add_block(batch: AccountBatch, tables: dict[str, _Table], line: int, row: R
     for tline, trow in tx_rows:
         txid = txt.value(tline, trow, "hash", parse_hash)
         hashes.append(txid)
-        index_of[txid] = txt.value(tline, trow, "transaction_index", parse_quantity)
+        index_of[txid] = txt.value(tline, trow, "transaction_index", parse_index)
         given = trow.get("block_hash")
         if given and txt.value(tline, trow, "block_hash", parse_hash) != block_hash:
             raise txt.fail(tline, f"column 'block_hash': {given} is not block {height}'s hash {block_hash}")
@@ -332,6 +370,7 @@ def _add_block(batch: AccountBatch, tables: dict[str, _Table], line: int, row: R
         raise tables["traces"].fail(trace_rows[0][0] if trace_rows else None, str(error)) from None
 
     failed: set[str] = set()
+    gas_prices: dict[str, int] = {}
     for tline, trow in tx_rows:
         txid = txt.value(tline, trow, "hash", parse_hash)
         index = index_of[txid]
@@ -344,7 +383,14 @@ def _add_block(batch: AccountBatch, tables: dict[str, _Table], line: int, row: R
         gas_price = (txt.value(tline, trow, "gas_price", parse_optional_quantity)
                      if "gas_price" in trow else None)
         fee = transaction_fee(gas_used, effective, gas_price, l1_fee=l1_fee)
+        if fee is not None and (problem := amount_problem(fee)):
+            raise txt.fail(tline, f"the fee (gas used times gas price) {problem}")
         batch.add_tx(txid, height, time, index, fee=fee, status=status)
+        if effective or gas_price:
+            gas_prices[txid] = effective or gas_price or 0
+        memo = memo_in_call_data(str(trow.get("input") or ""))
+        if memo is not None and status is not False:
+            batch.payloads.add(txid, height, 0, PayloadKind.MEMO, memo)
         sender = txt.value(tline, trow, "from_address", parse_address)
         receiver = (txt.value(tline, trow, "to_address", parse_optional_address) or created
                     or (traced.created.get(index) if traced is not None else None))
@@ -352,7 +398,7 @@ def _add_block(batch: AccountBatch, tables: dict[str, _Table], line: int, row: R
             failed.add(txid)
         else:
             batch.add_transfer(txid, height, time, 0, TransferKind.NATIVE.value, native, sender, receiver,
-                               txt.value(tline, trow, "value", parse_quantity))
+                               txt.value(tline, trow, "value", parse_amount))
         if fee:
             batch.add_transfer(txid, height, time, 0, TransferKind.FEE.value, native, sender, None, fee)
 
@@ -367,6 +413,8 @@ def _add_block(batch: AccountBatch, tables: dict[str, _Table], line: int, row: R
                 raise lt.fail(lline, f"column 'data': {_problem(error, 'data')}") from None
             stats.count(kind)
             if kind is not TransferLogKind.ERC20:
+                if topics and topics[0].lower() in KEPT_TOPICS:
+                    _keep_log(batch, lt, lline, lrow, height, topics, data, failed, gas_prices)
                 continue
             txid = lt.value(lline, lrow, "transaction_hash", parse_hash)
             if txid in failed:
@@ -376,7 +424,7 @@ def _add_block(batch: AccountBatch, tables: dict[str, _Table], line: int, row: R
             except InputError as error:
                 raise lt.fail(lline, str(error)) from None
             assert transfer is not None
-            batch.add_transfer(txid, height, time, lt.value(lline, lrow, "log_index", parse_quantity),
+            batch.add_transfer(txid, height, time, lt.value(lline, lrow, "log_index", parse_index),
                                TransferKind.TOKEN.value, transfer.token, transfer.from_, transfer.to,
                                transfer.value)
     elif "token_transfers" in tables:
@@ -385,7 +433,7 @@ def _add_block(batch: AccountBatch, tables: dict[str, _Table], line: int, row: R
             txid = tt.value(kline, krow, "transaction_hash", parse_hash)
             if txid in failed:
                 continue
-            batch.add_transfer(txid, height, time, tt.value(kline, krow, "log_index", parse_quantity),
+            batch.add_transfer(txid, height, time, tt.value(kline, krow, "log_index", parse_index),
                                TransferKind.TOKEN.value,
                                tt.value(kline, krow, "token_address", parse_address),
                                tt.value(kline, krow, "from_address", parse_address),
@@ -412,9 +460,25 @@ def _add_block(batch: AccountBatch, tables: dict[str, _Table], line: int, row: R
                 address = parse_address(w.get("address"), "address")
             except InputError as error:
                 raise blocks.fail(line, f"column 'withdrawals': {error}") from None
+            if amount and (problem := amount_problem(withdrawal_wei(amount))):
+                raise blocks.fail(line, f"column 'withdrawals': withdrawal {position}: amount {problem}")
             if amount:
                 batch.add_transfer(None, height, time, position, TransferKind.WITHDRAWAL.value, native, None,
                                    address, withdrawal_wei(amount))
+
+
+def _keep_log(batch: AccountBatch, table: _Table, line: int, row: Row, height: int, topics: list[str],
+              data: str, failed: set[str], gas_prices: dict[str, int]) -> None:
+    """Keep a log that conversion decoding reads (and its transaction's gas price, once)."""
+    txid = table.value(line, row, "transaction_hash", parse_hash)
+    if txid in failed:
+        return
+    address = table.value(line, row, "address", parse_address)
+    index = table.value(line, row, "log_index", parse_index)
+    price = gas_prices.pop(txid, None)  # popped: one gas price row per transaction
+    if price is not None:
+        batch.payloads.add(txid, height, 0, PayloadKind.GAS_PRICE, str(price))
+    batch.logs.add(txid, height, index, address, [t.lower() for t in topics], str(data).lower())
 
 
 def _receipt(table: _Table, line: int, row: Row, prefix: str
@@ -447,7 +511,7 @@ def _traces_as_parity(table: _Table | None, rows: list[tuple[int, Row]], block_h
         return parity, block_level
     for line, row in rows:
         ttype = str(row.get("trace_type") or "").lower()
-        value = table.value(line, row, "value", parse_optional_quantity) or 0
+        value = table.value(line, row, "value", parse_optional_amount) or 0
         if ttype in ("genesis", "daofork"):
             if value:
                 block_level.append((table.value(line, row, "from_address", parse_optional_address),
