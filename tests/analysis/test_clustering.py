@@ -266,3 +266,21 @@ def test_describe_cluster_before_clustering_says_how_to_cluster(store: ChainStor
         assert "fundtrail cluster --chain btc" in str(error)
     else:
         raise AssertionError("expected NotFoundError")
+
+
+def test_small_large_cluster_threshold_on_a_generated_world(tmp_path, store: ChainStore) -> None:
+    # A generated world has components far larger than 3 addresses: they are replayed and their labels
+    # numbered past the node count, which naming clusters by their smallest member must take.
+    from fundtrail.chains.bitcoin.etl import read_bitcoin_etl
+    from fundtrail.scenarios.world import WorldConfig, generate_world
+    from fundtrail.store.ingest import ingest_batches
+
+    generate_world(WorldConfig.for_size(2_000, 3), tmp_path / "world")
+    ingest_batches(store, "btc", read_bitcoin_etl(sorted((tmp_path / "world").glob("transactions.json*")),
+                                                  "btc"))
+    plain = cluster_addresses(store, "btc")
+    before = groups(store)
+    report = cluster_addresses(store, "btc", large_cluster=3)
+    assert report.super_merges, "the threshold is low enough to see merges of two large clusters"
+    assert (report.clusters, report.largest_cluster_size) == (plain.clusters, plain.largest_cluster_size)
+    assert groups(store) == before

@@ -181,8 +181,9 @@ def test_indirect_exposure_of_trace_stops_and_caps(store, tmp_path, monkeypatch)
     scenario(store, tmp_path)
     calls = []
 
-    def fake_trace(store_, chain, seeds, *, direction, policy, max_hops):
-        calls.append((chain, tuple(seeds), direction, policy, max_hops))
+    def fake_trace(store_, chain, seeds, params):
+        direction = params.direction.value
+        calls.append((chain, tuple(seeds), direction, params.policy.value, params.max_hops))
         flow = types.SimpleNamespace
         if direction == "backward":
             # R two and three hops back on one path: both count, capped at the traced total.

@@ -122,7 +122,7 @@ def test_path_inputs_are_validated(world: ChainStore) -> None:
     with pytest.raises(InputError):
         find_paths(world, "btc", A("thief"), A("thief"))
     with pytest.raises(InputError):
-        find_paths(world, "btc", A("thief"), A("exchange"), max_hops=0)
+        find_paths(world, "btc", A("thief"), A("exchange"), max_steps=0)
 
 
 def test_cli_path(cli, home) -> None:  # type: ignore[no-untyped-def]
@@ -134,7 +134,7 @@ def test_cli_path(cli, home) -> None:  # type: ignore[no-untyped-def]
     assert [(f["txid"], f["value"]) for f in doc["paths"][0]["flows"]] == [
         (T("mix"), "90000"), (T("hop2"), "60000"), (T("exch"), "59500")]
     human = cli("path", A("thief"), A("exchange"), "--home", str(home))
-    assert human.exit_code == 0 and "path 1: 3 hops" in human.stdout
+    assert human.exit_code == 0 and "path 1: 3 owner hops, 3 steps" in human.stdout
     none = cli("path", A("thief"), A("exchange"), "--max-hops", "2", "--home", str(home))
     assert none.exit_code == 0 and "no path" in none.stdout
     bad = cli("path", "nonsense", A("exchange"), "--home", str(home))

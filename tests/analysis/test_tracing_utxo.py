@@ -31,6 +31,7 @@ from fundtrail.domain.records import BlockRecord, UtxoBatch
 from fundtrail.domain.taint import haircut_shares
 from fundtrail.errors import InputError, InvalidAddressError, NotFoundError
 from fundtrail.store import ChainStore
+from fundtrail.testing.utxo import UtxoChain
 
 BASE_TIME = 1_600_000_000
 NAMES = ["thief", "bob", "carol", "dave", "erin", "exchange", "frank", "gina", "hank", "ivan"]
@@ -117,13 +118,16 @@ def test_haircut_forward(world: ChainStore) -> None:
     # mix: 100000 tainted of 150000 in: CAROL 90000*2/3 = 60000, DAVE 59000*2/3 = 39333 (floor), fee 667
     # hop2: CAROL's 60000 of 90000: ERIN 60000*2/3 = 40000, CAROL change 29000*2/3 = 19333, fee 667
     # exch: ERIN's 40000 of 60000: EXCHANGE 59500*2/3 = 39666 (floor), fee 334
+    # CAROL's change back to CAROL stays with CAROL: no hop (hop 1, step 2)
     assert ends(r) == [("exchange", "service", 39_666, 3), ("dave", "unspent", 39_333, 1),
-                       ("carol", "unspent", 19_333, 2)]
+                       ("carol", "unspent", 19_333, 1)]
     assert flows(r) == [("mix", 0, "thief", "carol", 90_000, 60_000, 1),
                         ("mix", 1, "thief", "dave", 59_000, 39_333, 1),
+                        ("hop2", 1, "carol", "carol", 29_000, 19_333, 1),
                         ("hop2", 0, "carol", "erin", 60_000, 40_000, 2),
-                        ("hop2", 1, "carol", "carol", 29_000, 19_333, 2),
                         ("exch", 0, "erin", "exchange", 59_500, 39_666, 3)]
+    assert [(f.step, f.same_owner) for f in r.flows] == [(1, None), (1, None), (2, "change"), (2, None),
+                                                         (3, None)]
     assert fees(r) == 667 + 667 + 334
     exchange = r.endpoints[0]
     assert (exchange.entity, exchange.category, exchange.jurisdiction) == (
@@ -137,8 +141,8 @@ def test_poison_forward(world: ChainStore) -> None:
     r = trace_funds(world, "btc", [A("thief")], policy="poison")
     # every output of a transaction with a tainted input is fully tainted, the fees too
     assert ends(r) == [("exchange", "service", 59_500, 3), ("dave", "unspent", 59_000, 1),
-                       ("carol", "unspent", 29_000, 2)]
-    assert [f[5] for f in flows(r)] == [90_000, 59_000, 60_000, 29_000, 59_500]
+                       ("carol", "unspent", 29_000, 1)]
+    assert [f[5] for f in flows(r)] == [90_000, 59_000, 29_000, 60_000, 59_500]
     assert fees(r) == 1_000 + 1_000 + 500
 
 
@@ -149,9 +153,9 @@ def test_fifo_forward(world: ChainStore) -> None:
     # hop2, CAROL's coin [50000 clean][40000 tainted]: ERIN 50000 clean + 10000 tainted;
     #   CAROL change 29000 tainted; fee 1000 tainted
     # exch, ERIN's coin [50000 clean][10000 tainted]: EXCHANGE 50000 clean + 9500 tainted; fee 500 tainted
-    assert ends(r) == [("dave", "unspent", 59_000, 1), ("carol", "unspent", 29_000, 2),
+    assert ends(r) == [("dave", "unspent", 59_000, 1), ("carol", "unspent", 29_000, 1),
                        ("exchange", "service", 9_500, 3)]
-    assert [f[5] for f in flows(r)] == [40_000, 59_000, 10_000, 29_000, 9_500]
+    assert [f[5] for f in flows(r)] == [40_000, 59_000, 29_000, 10_000, 9_500]
     assert fees(r) == 2_500
     assert sum(e.tainted_value for e in r.endpoints) + fees(r) == 100_000
 
@@ -209,7 +213,7 @@ def test_min_value(world: ChainStore) -> None:
     # CAROL's 60000 is followed; ERIN's 40000 < 45000 is not (it was spent on to the exchange);
     # DAVE's 39333 and CAROL's 19333 are below too but unspent anyway.
     assert ends(r) == [("erin", "min_value", 40_000, 2), ("dave", "unspent", 39_333, 1),
-                       ("carol", "unspent", 19_333, 2)]
+                       ("carol", "unspent", 19_333, 1)]
     assert fees(r) == 667 + 667
     assert r.to_dict()["stopped"] == [{"address": A("erin"), "reason": "min_value", "asset": "native",
                                        "tainted_value": "40000", "hops": 2}]
@@ -297,14 +301,14 @@ def test_follow_change(world: ChainStore) -> None:
     # not following change: CAROL's change output is where the trace stops, as "change"
     no = trace_funds(world, "btc", [A("thief")], follow_change=False)
     assert ends(no) == [("exchange", "service", 39_666, 3), ("dave", "unspent", 39_333, 1),
-                        ("carol", "change", 19_333, 2)]
+                        ("carol", "change", 19_333, 1)]
 
 
 def test_seeds_by_txid_and_output(world: ChainStore) -> None:
     # all outputs of mix fully tainted (hop 0): hop2 gives ERIN 60000 and CAROL 29000, exch 59500
     r = trace_funds(world, "btc", [T("mix")])
     assert ends(r) == [("exchange", "service", 59_500, 2), ("dave", "unspent", 59_000, 0),
-                       ("carol", "unspent", 29_000, 1)]
+                       ("carol", "unspent", 29_000, 0)]
     one = trace_funds(world, "btc", [f"{T('mix')}:1"])
     assert ends(one) == [("dave", "unspent", 59_000, 0)]
     assert one.seeds == (f"{T('mix')}:1",)
@@ -314,7 +318,7 @@ def test_two_seeds_taint_everything_they_fund(world: ChainStore) -> None:
     # BOB and THIEF together fund all of mix: haircut then equals poison (everything downstream tainted)
     r = trace_funds(world, "btc", [A("thief"), A("bob")])
     assert ends(r) == [("exchange", "service", 59_500, 3), ("dave", "unspent", 59_000, 1),
-                       ("carol", "unspent", 29_000, 2)]
+                       ("carol", "unspent", 29_000, 1)]
     assert r.seeded == {"native": 150_000}
 
 
@@ -345,7 +349,8 @@ def test_clusters_and_json_contract(world: ChainStore) -> None:
                          "stopped", "totals"]
     assert (doc["chain"], doc["policy"], doc["direction"], doc["seeds"]) == ("btc", "haircut", "forward",
                                                                             [A("thief")])
-    assert doc["parameters"] == {"direction": "forward", "policy": "haircut", "max_hops": 6, "min_value": "0",
+    assert doc["parameters"] == {"direction": "forward", "policy": "haircut", "max_hops": 6, "max_steps": 200,
+                                 "min_value": "0",
                                  "since": None, "until": None, "asset": None, "stop_at_services": True,
                                  "hub_degree": 500, "follow_change": True}
     assert doc["endpoints"][0] == {"address": A("exchange"), "txid": None, "asset": "native", "cluster": "7",
@@ -452,7 +457,7 @@ def test_cli_trace_json_and_human(cli, home) -> None:  # type: ignore[no-untyped
     assert json.loads(window.stdout)["parameters"]["until"] == 1_600_001_400
     human = cli("trace", A("thief"), "--no-stop-at-services", "--home", str(home))
     assert human.exit_code == 0
-    assert "Northwind" in human.stdout and "flows per hop" in human.stdout
+    assert "Northwind" in human.stdout and "flows per owner hop" in human.stdout
 
 
 def test_cli_unknown_seed_is_exit_2(cli, home) -> None:  # type: ignore[no-untyped-def]
@@ -626,3 +631,19 @@ def test_building_a_document_leaves_the_garbage_collector_as_it_was(world: Chain
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_backward_into_blocks_the_store_lacks_says_so(cli, home) -> None:  # type: ignore[no-untyped-def]
+    # The store starts at block 800,000: the mule's coin was made in an earlier block it does not hold.
+    c = UtxoChain(start_height=800_000)
+    first = c.tx(T("from-before"), [("ff" * 32, 0)], [(A("mule"), 40_000)])
+    c.next_block()
+    c.tx(T("to-exchange"), [first.out(0)], [(A("exchange"), 39_000)])
+    with ChainStore.open_home(home) as s:
+        c.write(s)
+        doc = trace_funds(s, "btc", [A("exchange")], direction="backward").to_dict()
+    assert [(e["txid"], e["reason"]) for e in doc["endpoints"]] == [(T("from-before"), "not_in_store")]
+    human = cli("trace", A("exchange"), "--direction", "backward", "--home", str(home))
+    text = " ".join(human.stdout.split())
+    assert "the btc chain data before block 800,000 is not in the store" in text
+    assert "hub" not in text and "CoinJoin" not in text  # no cause that does not apply

@@ -94,7 +94,7 @@ class UnionResult:
 
 
 def _find(parent: np.ndarray, x: np.ndarray) -> np.ndarray:
-    r = parent[x]
+    r: np.ndarray = parent[x]
     while True:
         pr = parent[r]
         if np.array_equal(pr, r):
@@ -245,11 +245,13 @@ def _replay(parent: np.ndarray, size: np.ndarray, ru: np.ndarray, rv: np.ndarray
 
 
 def smallest_member_labels(labels: np.ndarray) -> np.ndarray:
-    """Relabel a partition (root per node) so that each cluster is named by its smallest node id."""
-    uniq, first = np.unique(labels, return_index=True)
-    smallest = np.empty(len(labels), dtype=np.int64)
-    smallest[uniq] = first
-    return smallest[labels]
+    """Relabel a partition so that each cluster is named by its smallest node id.
+
+    ``labels`` may be any integers (replayed components of :func:`union_groups` are numbered past the
+    node count), not only node ids.
+    """
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    return first.astype(np.int64)[inverse.reshape(-1)]
 
 
 # ---------------------------------------------------------------------------------------------- service

@@ -15,15 +15,15 @@ what it sent, and groups the endpoints of the trace by category.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fundtrail.analysis import tracing
 from fundtrail.domain.chains import get_chain
+from fundtrail.domain.taint import Direction, TaintPolicy
 from fundtrail.errors import InputError
 from fundtrail.intel.attribution import Attribution, attribute
 from fundtrail.intel.sanctions import SanctionHit, sanctioned_among
@@ -309,34 +309,26 @@ def _field(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
-def tracing_available() -> bool:
-    """True when the tracing service is installed."""
-    try:
-        return importlib.util.find_spec("fundtrail.analysis.tracing") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def indirect_exposure(store: ChainStore, chain: str, address: str, *, max_hops: int = 4, min_hops: int = 2,
                       totals: Mapping[tuple[str, str], int] | None = None) -> IndirectExposure:
     """Trace backward and forward from the address (haircut); group the attributed parties by category.
 
     A party is an address of the trace's flows (the source of a flow backward, its receiver forward) at
-    ``min_hops`` hops or more (nearer ones are direct exposure), or a transaction the trace stopped at.
+    ``min_hops`` owner hops or more (nearer ones are direct exposure), or a transaction the trace stopped
+    at. Hops count hand-overs between owners, as in a trace: funds that move on inside one owner (change,
+    a peel chain, a co-spend cluster) stay at the same hop, and ``max_hops`` bounds hand-overs.
     Only parties that are tagged or listed are kept. Shares are of the value each trace started from
     (else of ``totals``, the direct totals per (asset, direction)).
     """
-    if not tracing_available():
-        return IndirectExposure(False, "tracing (fundtrail.analysis.tracing) is not installed")
-    tracing = importlib.import_module("fundtrail.analysis.tracing")
     address = canonical_or_given(chain, address)
     found: dict[tuple[str, str, str], list[int]] = {}  # (direction, asset, address) -> [value, nearest hop]
     stops: list[TracedParty] = []
     denominators: dict[tuple[str, str], int] = dict(totals or {})
-    for direction, trace_direction in (("received", "backward"), ("sent", "forward")):
+    for direction, trace_direction in (("received", Direction.BACKWARD), ("sent", Direction.FORWARD)):
         try:
-            result = tracing.trace_funds(store, chain, [address], direction=trace_direction, policy="haircut",
+            params = tracing.TraceParams(direction=trace_direction, policy=TaintPolicy.HAIRCUT,
                                          max_hops=max_hops)
+            result = tracing.trace_funds(store, chain, [address], params)
         except (LookupError, InputError) as exc:  # an address the store has never seen, nothing to trace
             log.info("no %s trace for %s: %s", trace_direction, address, exc)
             continue

@@ -39,6 +39,13 @@ _LOCK = threading.Lock()
 _CACHE: weakref.WeakKeyDictionary[ChainStore, dict[str, UtxoGraph]] = weakref.WeakKeyDictionary()
 
 
+CHANGE_CONFIDENCE = 0.8
+"""Combined confidence (``change_outputs``) from which an output is taken as its sender's change, as
+clustering with change and the accuracy scores take it."""
+
+PEEL_PATTERN = "peel-chain"
+"""The ``tx_patterns`` pattern of a peel-chain step (:mod:`fundtrail.analysis.peel`)."""
+
 OPTIONAL_TABLES = ("tx_patterns", "change_outputs", "clusters", "tags", "actors")
 """Tables of other layers that tracing reads when they exist."""
 
@@ -102,6 +109,8 @@ def _snapshot_sql(cat: dict[str, set[str]]) -> tuple[str, int]:
     if tag_cols:
         attribution.append(f"(SELECT count(*) || ':' || coalesce(sum(hash({', '.join(tag_cols)})), 0) "
                            "FROM tags WHERE chain = $c)")
+        # a tag names an address by its text: an address ingested after the tag gets its id only then
+        attribution.append("(SELECT count(*) FROM addresses WHERE chain = $c)")
     if {"chain", "address_id", "cluster_id"} <= cat.get("clusters", set()):
         attribution.append("(SELECT count(*) || ':' || coalesce(sum(hash(address_id, cluster_id)), 0) "
                            "FROM clusters WHERE chain = $c)")
@@ -200,6 +209,10 @@ class UtxoGraph:
     addr_text: pa.Array | None
     out_change: np.ndarray
     change_names: list[str] = field(default_factory=list)
+    out_is_change: np.ndarray | None = None
+    """Per output: taken as its sender's change (combined confidence >= :data:`CHANGE_CONFIDENCE`)."""
+    out_peel: np.ndarray | None = None
+    """Per output: the continuing output of a peel-chain step that the chain's next step spends."""
     build_seconds: float = 0.0
     addr_order: np.ndarray | None = field(default=None, repr=False)
 
@@ -272,7 +285,8 @@ class UtxoGraph:
         """Txids of transaction numbers."""
         if len(txs) == 0:
             return []
-        return self.txid.take(pa.array(np.asarray(txs, dtype=np.int64))).to_pylist()
+        texts: list[str] = self.txid.take(pa.array(np.asarray(txs, dtype=np.int64))).to_pylist()
+        return texts
 
     def outputs_of(self, txs: np.ndarray) -> np.ndarray:
         """Output rows of the given transactions, transaction by transaction, in order."""
@@ -306,7 +320,8 @@ class _SortedTexts:
         return len(self.order)
 
     def __getitem__(self, i: int) -> str:
-        return self.texts[int(self.order[i])].as_py()
+        text: str = self.texts[int(self.order[i])].as_py()
+        return text
 
 
 def expand_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -317,14 +332,16 @@ def expand_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     if total == 0:
         return np.zeros(0, dtype=np.int64)
     offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
-    return np.arange(total, dtype=np.int64) + offsets
+    expanded: np.ndarray = np.arange(total, dtype=np.int64) + offsets
+    return expanded
 
 
 def _amounts(table: pa.Table, column: str) -> np.ndarray:
     """An amount column as int64 when every value fits, else as Python ints."""
     col = table.column(column)
     if pa.types.is_integer(col.type):
-        return col.to_numpy().astype(np.int64)
+        as_int64: np.ndarray = col.to_numpy().astype(np.int64)
+        return as_int64
     return np.array([0 if v is None else int(v) for v in col.to_pylist()], dtype=object)
 
 
@@ -371,9 +388,19 @@ def build_utxo_graph(store: ChainStore, chain: str, snap: Snapshot | None = None
         if has_change(cat):
             on_height = "AND t.height = c.height" if "height" in cat["change_outputs"] else ""
             change_rows = con.execute(
-                f"""SELECT t.tx, c.n, min(c.heuristic) FROM change_outputs c
+                f"""SELECT t.tx, c.n, min(c.heuristic),
+                           coalesce(max(c.confidence) FILTER (WHERE c.heuristic = 'combined'), 0)
+                    FROM change_outputs c
                     JOIN {num} t ON t.txid = c.txid {on_height} WHERE c.chain = $c GROUP BY 1, 2""",
                 {"c": chain}).fetchall()
+        peel_rows: list[tuple[Any, ...]] = []
+        if has_patterns(cat) and {"params", "height"} <= cat["tx_patterns"]:
+            peel_rows = con.execute(
+                f"""SELECT t.tx, (p.params->>'continuing_n')::BIGINT FROM tx_patterns p
+                    JOIN {num} t ON t.txid = p.txid AND t.height = p.height
+                    WHERE p.chain = $c AND p.pattern = $p
+                      AND (p.params->>'position')::BIGINT < (p.params->>'length')::BIGINT - 1""",
+                {"c": chain, "p": PEEL_PATTERN}).fetchall()
         max_addr_row = con.execute("SELECT coalesce(max(id), -1), count(*) FROM addresses WHERE chain = ?",
                                    [chain]).fetchall()[0]
         addr_text = None
@@ -433,6 +460,7 @@ def build_utxo_graph(store: ChainStore, chain: str, snap: Snapshot | None = None
     np.cumsum(np.bincount(out_addr[out_addr >= 0], minlength=n_addr)[:n_addr], out=addr_out_ptr[1:])
 
     out_change = np.zeros(len(out_tx), dtype=np.int16)
+    out_is_change = np.zeros(len(out_tx), dtype=bool)
     change_names = sorted({str(r[2]) for r in change_rows})
     if change_rows:
         code = {name: i + 1 for i, name in enumerate(change_names)}
@@ -440,6 +468,14 @@ def build_utxo_graph(store: ChainStore, chain: str, snap: Snapshot | None = None
         hit = np.searchsorted(out_key, keys)
         ok = (hit < len(out_key)) & (out_key[np.minimum(hit, len(out_key) - 1)] == keys)
         out_change[hit[ok]] = np.array([code[str(r[2])] for r in change_rows], dtype=np.int16)[ok]
+        taken = np.array([float(r[3]) >= CHANGE_CONFIDENCE for r in change_rows], dtype=bool)
+        out_is_change[hit[ok & taken]] = True
+    out_peel = np.zeros(len(out_tx), dtype=bool)
+    if peel_rows:
+        keys = np.array([r[0] * width + r[1] for r in peel_rows if r[1] is not None], dtype=np.int64)
+        hit = np.searchsorted(out_key, keys)
+        ok = (hit < len(out_key)) & (out_key[np.minimum(hit, len(out_key) - 1)] == keys)
+        out_peel[hit[ok]] = True
 
     tx_coinjoin = np.zeros(n_tx, dtype=bool)
     if coinjoin_txids and n_tx:
@@ -455,7 +491,8 @@ def build_utxo_graph(store: ChainStore, chain: str, snap: Snapshot | None = None
         out_tx=out_tx, out_n=out_n, out_value=out_value, out_addr=out_addr, out_spender=out_spender,
         out_spender_in=out_spender_in, in_tx=in_tx, in_n=in_n, in_prev=in_prev, in_value=in_value,
         in_addr=in_addr, in_resolved=in_resolved, addr_degree=addr_degree, addr_out_ptr=addr_out_ptr,
-        addr_out_rows=addr_out_rows, addr_text=addr_text, out_change=out_change, change_names=change_names)
+        addr_out_rows=addr_out_rows, addr_text=addr_text, out_change=out_change, change_names=change_names,
+        out_is_change=out_is_change, out_peel=out_peel)
     graph.build_seconds = time.perf_counter() - started
     log.info("built %s transaction graph: %d txs, %d outputs, %d inputs in %.2fs", chain, n_tx,
              len(out_tx), len(in_tx), graph.build_seconds)

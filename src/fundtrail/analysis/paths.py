@@ -8,8 +8,13 @@ per hop and side, expanding the smaller side first). Account chains: a path is a
 found by bidirectional search with one query per step.
 
 Every step carries at least ``min_value``, falls inside ``since``/``until`` and passes no intermediate
-address with more than ``hub_degree`` transactions. Paths are the shortest ones (fewest hops), at most
-``limit``, in a deterministic order; each is a list of flows with txids and values.
+address with more than ``hub_degree`` transactions. The options are a
+:class:`~fundtrail.analysis.tracing.TraceParams`, as for a trace: a path has at most ``max_steps`` steps
+(transactions or transfers) and at most ``max_hops`` owner hops, where a step that stays with its
+sender (change, peel chain, co-spend cluster: :mod:`fundtrail.analysis.tracing.owners`) uses no hop.
+Paths are the shortest ones in steps, at most ``limit``, in a deterministic order; the search finds the
+fewest steps first and leaves out paths with more owner hops than ``max_hops``. Each is a list of flows
+with txids, values, owner hop and step.
 """
 
 from __future__ import annotations
@@ -23,13 +28,18 @@ import numpy as np
 
 from fundtrail.analysis.graph import UtxoGraph, utxo_graph
 from fundtrail.analysis.tracing import (
+    RULE_NAMES,
     Flow,
-    _address_id,
-    _Transfer,
-    _transfers,
-    _with_ids,
+    TraceParams,
+    Transfer,
+    address_degrees,
+    address_id,
     address_texts,
+    attribution_index,
     parse_seed,
+    same_cluster,
+    same_owner_rules,
+    transfers,
 )
 from fundtrail.domain.chains import NATIVE_ASSET, get_chain
 from fundtrail.errors import InputError
@@ -52,7 +62,7 @@ class PathsResult:
         """The ``fundtrail path --format json`` document."""
         return {"chain": self.chain, "source": self.source, "target": self.target,
                 "parameters": self.parameters, "found": len(self.paths),
-                "paths": [{"hops": len(p), "value": str(min(f.value for f in p)),
+                "paths": [{"hops": p[-1].hop, "steps": len(p), "value": str(min(f.value for f in p)),
                            "flows": [_flow_doc(f) for f in p]} for p in self.paths]}
 
 
@@ -72,36 +82,43 @@ def _address(store: ChainStore, chain: str, text: str, role: str) -> str:
 def _address_number(store: ChainStore, chain: str, text: str, g: UtxoGraph | None) -> int:
     """The interned id of an address: from the graph when it holds the texts, else from the store."""
     found = g.find_address(text) if g is not None else None
-    return found if found is not None else _address_id(store, chain, text)
+    return found if found is not None else address_id(store, chain, text)
 
 
-def find_paths(store: ChainStore, chain: str, source: str, target: str, *, max_hops: int = 6,
-               min_value: int = 0, since: int | None = None, until: int | None = None,
-               hub_degree: int = 500, limit: int = 10) -> PathsResult:
-    """Shortest value-carrying paths from ``source`` to ``target`` (addresses), at most ``limit``."""
-    params = get_chain(chain)
-    chain = params.name
-    if max_hops < 1:
-        raise InputError(f"max_hops must be >= 1, got {max_hops}")
-    if limit < 1:
-        raise InputError(f"limit must be >= 1, got {limit}")
-    if min_value < 0:
-        raise InputError(f"min_value must be >= 0, got {min_value}")
+PATH_LIMIT = 100
+"""The most paths one search may return."""
+
+
+def find_paths(store: ChainStore, chain: str, source: str, target: str, params: TraceParams | None = None,
+               *, limit: int = 10, **options: Any) -> PathsResult:
+    """Shortest value-carrying paths from ``source`` to ``target`` (addresses), at most ``limit``.
+
+    ``params`` holds the options (keyword ``options``, the names of TraceParams, build it when absent).
+    """
+    if params is not None and options:
+        raise InputError("give the path options either as TraceParams or as keywords, not both")
+    trace = TraceParams.from_dict(options) if params is None else params
+    info = get_chain(chain)
+    chain = info.name
+    if not 1 <= limit <= PATH_LIMIT:
+        raise InputError(f"limit must be between 1 and {PATH_LIMIT}, got {limit}")
+    max_hops, min_value, since, until = trace.max_hops, trace.min_value, trace.since, trace.until
+    hub_degree, max_steps = trace.hub_degree, trace.max_steps
     src_text = _address(store, chain, source, "source")
     dst_text = _address(store, chain, target, "target")
-    g = utxo_graph(store, chain) if params.is_utxo else None
+    g = utxo_graph(store, chain) if info.is_utxo else None
     src = _address_number(store, chain, src_text, g)
     dst = _address_number(store, chain, dst_text, g)
     if src == dst:
         raise InputError("source and target are the same address")
-    options = {"max_hops": max_hops, "min_value": str(min_value), "since": since, "until": until,
-               "hub_degree": hub_degree, "limit": limit}
+    options = {**trace.path_options(), "limit": limit}
     if g is not None:
-        search = _UtxoPaths(store, chain, g, max_hops, min_value, since, until, hub_degree, limit)
+        search = _UtxoPaths(store, chain, g, max_steps, min_value, since, until, hub_degree, limit)
         paths = search.run(src, dst)
     else:
-        accounts = _AccountPaths(store, chain, max_hops, min_value, since, until, hub_degree, limit)
+        accounts = _AccountPaths(store, chain, max_steps, min_value, since, until, hub_degree, limit)
         paths = accounts.run(src, dst)
+    paths = [p for p in paths if p[-1].hop <= max_hops]
     log.info("paths %s %s -> %s: %d found", chain, src_text, dst_text, len(paths))
     return PathsResult(chain, src_text, dst_text, options, tuple(paths))
 
@@ -240,6 +257,8 @@ class _UtxoPaths:
         spent_from = [r for r in g.inputs_of(np.array([txs[0]])).tolist() if g.in_addr[r] == src]
         txids = g.txids(np.array(txs, dtype=np.int64))
         texts = address_texts(self.store, self.chain, [src, *[int(g.out_addr[r]) for r in rows]])
+        rules = same_owner_rules(g, attribution_index(self.store, self.chain), np.array(rows, dtype=np.int64))
+        hop = 0
         flows = []
         for i, (txid, row) in enumerate(zip(txids, rows, strict=True)):
             if i == 0:
@@ -253,8 +272,11 @@ class _UtxoPaths:
                 evidence = (f"spends output {txids[i - 1]}:{int(g.out_n[rows[i - 1]])}",)
                 from_address = texts.get(int(g.out_addr[rows[i - 1]]))
             value = int(g.out_value[row])
+            kept = int(rules[i])
+            hop += 0 if kept else 1
             flows.append(Flow(txid, from_address, texts.get(int(g.out_addr[row])), NATIVE_ASSET, value, value,
-                              i + 1, evidence, output=int(g.out_n[row])))
+                              hop, evidence, output=int(g.out_n[row]), step=i + 1,
+                              same_owner=RULE_NAMES.get(kept)))
         return tuple(flows)
 
 
@@ -269,7 +291,7 @@ class _AccountPaths:
         self.hub_degree, self.limit = hub_degree, limit
         self.degree: dict[int, int] = {}
 
-    def _usable(self, tr: _Transfer) -> bool:
+    def _usable(self, tr: Transfer) -> bool:
         return (tr.kind in ("native", "internal", "token") and tr.src >= 0 and tr.dst >= 0
                 and tr.value >= max(self.min_value, 1) and tr.src != tr.dst
                 and (self.since is None or tr.time >= self.since)
@@ -278,32 +300,25 @@ class _AccountPaths:
     def _hubs(self, ids: set[int], keep: set[int]) -> set[int]:
         new = sorted(i for i in ids if i not in self.degree)
         if new:
-            rows = _with_ids(self.store, new, """
-                SELECT id, sum(c) FROM (
-                  SELECT t.from_id AS id, count(*) AS c FROM transfers t JOIN {ids} i ON t.from_id = i.id
-                  WHERE t.chain = ? GROUP BY 1
-                  UNION ALL
-                  SELECT t.to_id AS id, count(*) AS c FROM transfers t JOIN {ids} i ON t.to_id = i.id
-                  WHERE t.chain = ? GROUP BY 1) GROUP BY id""", [self.chain, self.chain])
-            found = {int(a): int(c) for a, c in rows}
+            found = address_degrees(self.store, self.chain, new)
             for i in new:
                 self.degree[i] = found.get(i, 0)
         return {i for i in ids if self.degree.get(i, 0) > self.hub_degree and i not in keep}
 
-    def _side(self, ids: list[int], column: str) -> list[_Transfer]:
+    def _side(self, ids: list[int], column: str) -> list[Transfer]:
         if not ids:
             return []
         placeholders = ", ".join("?" for _ in ids)
-        return [tr for tr in _transfers(self.store, self.chain, f"t.{column} IN ({placeholders})", list(ids))
+        return [tr for tr in transfers(self.store, self.chain, f"t.{column} IN ({placeholders})", list(ids))
                 if self._usable(tr)]
 
     def run(self, src: int, dst: int) -> list[tuple[Flow, ...]]:
         # forward: earliest arrival per address and the transfer that achieved it
         arrive: dict[int, tuple[Any, ...]] = {src: (-1,)}
-        fvia: dict[int, _Transfer] = {}
+        fvia: dict[int, Transfer] = {}
         fdist = {src: 0}
         depart: dict[int, tuple[Any, ...]] = {dst: (2**62,)}
-        bvia: dict[int, _Transfer] = {}
+        bvia: dict[int, Transfer] = {}
         bdist = {dst: 0}
         ffront, bfront = [src], [dst]
         fdepth = bdepth = 0
@@ -335,7 +350,7 @@ class _AccountPaths:
         chosen = sorted(m for m in meet if fdist[m] + bdist[m] == best)[: self.limit]
         paths = []
         for m in chosen:
-            steps: list[_Transfer] = []
+            steps: list[Transfer] = []
             node = m
             while node != src:
                 steps.insert(0, fvia[node])
@@ -347,7 +362,17 @@ class _AccountPaths:
             paths.append(steps)
         ids = {i for p in paths for tr in p for i in (tr.src, tr.dst)}
         texts = address_texts(self.store, self.chain, ids)
-        return [tuple(Flow(tr.txid or f"block:{tr.height}", texts.get(tr.src), texts.get(tr.dst), tr.asset,
-                           tr.value, tr.value, i + 1,
-                           (f"{tr.kind} transfer #{tr.index} in block {tr.height}",),
-                           index=tr.index, kind=tr.kind) for i, tr in enumerate(p)) for p in paths]
+        att = attribution_index(self.store, self.chain)
+        found = []
+        for p in paths:
+            flows, hop = [], 0
+            for i, tr in enumerate(p):
+                kept = same_cluster(att, tr.src, tr.dst)
+                hop += 0 if kept else 1
+                evidence = (f"{tr.kind} transfer #{tr.index} in block {tr.height}",)
+                flows.append(Flow(tr.txid or f"block:{tr.height}", texts.get(tr.src), texts.get(tr.dst),
+                                  tr.asset, tr.value, tr.value, hop, evidence,
+                                  index=tr.index, kind=tr.kind, step=i + 1,
+                                  same_owner="cluster" if kept else None))
+            found.append(tuple(flows))
+        return found

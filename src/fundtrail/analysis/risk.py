@@ -10,7 +10,6 @@ counterparties, tags and their sources.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from fundtrail.analysis.coinjoin import mixer_interactions
 from fundtrail.analysis.exposure import (
     DirectExposure,
     IndirectExposure,
@@ -264,12 +264,12 @@ def check_sanctioned(facts: AddressFacts, d: IndicatorDefinition) -> FiredIndica
     for tag in facts.tags:
         if tag.via_cluster and not d.param("include_cluster", True):
             continue
-        hit = facts.matches([tag.abuse, tag.category], wanted)
-        if hit:
+        matched = facts.matches([tag.abuse, tag.category], wanted)
+        if matched:
             how = "its cluster" if tag.via_cluster else "the address"
-            evidence.append(Evidence(kind="tag", address=tag.address, category=hit, label=tag.label,
+            evidence.append(Evidence(kind="tag", address=tag.address, category=matched, label=tag.label,
                                      source=tag.source, confidence=tag.confidence_level,
-                                     description=f"{how} is tagged {hit} ({tag.label}) by "
+                                     description=f"{how} is tagged {matched} ({tag.label}) by "
                                                  f"{tag.tagpack_title or tag.tagpack}"))
     if not evidence:
         return None
@@ -385,19 +385,14 @@ def check_mixer(facts: AddressFacts, d: IndicatorDefinition) -> FiredIndicator |
     """Every interaction with a mixer: detected mixing transactions and mixer-tagged counterparties."""
     evidence: list[Evidence] = []
     if facts.address_id is not None and facts.params.is_utxo:
-        try:
-            coinjoin = importlib.import_module("fundtrail.analysis.coinjoin")
-        except ImportError:
-            coinjoin = None
-        if coinjoin is not None and hasattr(coinjoin, "mixer_interactions"):
-            for m in coinjoin.mixer_interactions(facts.store, facts.chain, [facts.address_id]):
-                verb = "sent into" if m.direction == "in" else "received from"
-                evidence.append(Evidence(
-                    kind="transaction", txid=m.txid, height=m.height, value=m.value, asset="native",
-                    category=m.pattern, label=m.rule, confidence=round(m.confidence * 100),
-                    source=PATTERN_SOURCE,
-                    description=f"{verb} {m.pattern} transaction {m.txid} ({m.rule}, confidence "
-                                f"{m.confidence:.2f}): {_fmt(m.value, facts.chain)}"))
+        for m in mixer_interactions(facts.store, facts.chain, [facts.address_id]):
+            verb = "sent into" if m.direction == "in" else "received from"
+            evidence.append(Evidence(
+                kind="transaction", txid=m.txid, height=m.height, value=m.value, asset="native",
+                category=m.pattern, label=m.rule, confidence=round(m.confidence * 100),
+                source=PATTERN_SOURCE,
+                description=f"{verb} {m.pattern} transaction {m.txid} ({m.rule}, confidence "
+                            f"{m.confidence:.2f}): {_fmt(m.value, facts.chain)}"))
     wanted = list(d.param("categories", ["mixing_service", "coinjoin"]))
     for f in facts.direct.flows:
         category = facts.matches(list(f.categories), wanted)
