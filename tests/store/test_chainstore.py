@@ -95,7 +95,8 @@ def test_amounts_beyond_int64_are_exact(store: ChainStore) -> None:
 
 
 def test_two_different_blocks_at_one_height_in_a_batch_are_bad_input(store: ChainStore) -> None:
-    b = UtxoBatch("btc", blocks=[BlockRecord("btc", 1, "a", None, 0, 0), BlockRecord("btc", 1, "b", None, 0, 0)])
+    b = UtxoBatch("btc", blocks=[BlockRecord("btc", 1, "a", None, 0, 0),
+                                 BlockRecord("btc", 1, "b", None, 0, 0)])
     with pytest.raises(InputError, match="two different blocks at height 1"):
         store.write_batch(b)
 
@@ -106,7 +107,8 @@ def test_parquet_round_trip_reproduces_every_table(store: ChainStore, tmp_path: 
     assert counts["txs"] == 3 and counts["outputs"] == 4
     other = ChainStore(":memory:")
     other.import_parquet(tmp_path / "export")
-    for table, order in (("txs", "txid"), ("outputs", "txid, n"), ("inputs", "txid, n"), ("blocks", "height")):
+    tables = (("txs", "txid"), ("outputs", "txid, n"), ("inputs", "txid, n"), ("blocks", "height"))
+    for table, order in tables:
         assert other.query(f"SELECT * EXCLUDE (chain) FROM {table} ORDER BY {order}") == \
             store.query(f"SELECT * EXCLUDE (chain) FROM {table} ORDER BY {order}")
     # importing again changes nothing

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cli.common import DEFAULT_HOME, FormatOpt, HomeOpt, OutputFormat, console, handle_errors, print_json, progress
+from fundtrail.cli.common import (
+    DEFAULT_HOME,
+    FormatOpt,
+    HomeOpt,
+    OutputFormat,
+    console,
+    handle_errors,
+    print_json,
+    progress,
+)
 from fundtrail.domain.chains import ChainFamily, get_chain
 from fundtrail.errors import InputError
 from fundtrail.store import ChainStore
@@ -15,7 +24,9 @@ from fundtrail.store.ingest import IngestReport, ingest_batches, ingest_from_sou
 
 app = typer.Typer(help="Load chain data from files or a node into the chain store.", no_args_is_help=True)
 
-ChainOpt = Annotated[str, typer.Option("--chain", "-c", help="Chain name: btc, ltc, ltc-regtest, bch, doge, eth ...")]
+ChainOpt = Annotated[
+    str, typer.Option("--chain", "-c", help="Chain name: btc, ltc, ltc-regtest, bch, doge, eth ...")
+]
 FilesArg = Annotated[list[Path], typer.Argument(help="Input files.", show_default=False)]
 
 
@@ -62,8 +73,8 @@ def blocks(files: FilesArg, chain: ChainOpt = "btc", home: HomeOpt = DEFAULT_HOM
     from fundtrail.chains.bitcoin.raw import read_block_files
 
     _require_family(chain, ChainFamily.UTXO)
-    _run(home, chain, lambda store: read_block_files(files, chain, known_height=lambda h: store.height_of(chain, h)),
-         fmt)
+    _run(home, chain,
+         lambda store: read_block_files(files, chain, known_height=lambda h: store.height_of(chain, h)), fmt)
 
 
 @app.command("ethereum-etl")
@@ -71,7 +82,9 @@ def blocks(files: FilesArg, chain: ChainOpt = "btc", home: HomeOpt = DEFAULT_HOM
 def ethereum_etl(directory: Annotated[Path, typer.Argument(help="Folder with ethereum-etl CSV exports.")],
                  chain: ChainOpt = "eth", home: HomeOpt = DEFAULT_HOME,
                  fmt: FormatOpt = OutputFormat.HUMAN) -> None:
-    """ethereum-etl CSVs: blocks, transactions, token_transfers and traces when present."""
+    """ethereum-etl CSVs of any EVM chain (eth, bsc, polygon, arbitrum, optimism, base ...): blocks,
+    transactions, receipts, logs (swap, bridge and pool events are kept for conversions), token_transfers
+    and traces when present."""
     from fundtrail.chains.evm.etl import read_ethereum_etl
 
     _require_family(chain, ChainFamily.ACCOUNT)
@@ -84,7 +97,8 @@ def rpc(url: Annotated[str, typer.Argument(help="Node JSON-RPC URL (credentials 
                                            "$FUNDTRAIL_RPC_USER/$FUNDTRAIL_RPC_PASSWORD).")],
         chain: ChainOpt = "btc",
         start: Annotated[int, typer.Option("--from", help="First block height.")] = 0,
-        end: Annotated[int | None, typer.Option("--to", help="Last block height (default: the node's tip).")] = None,
+        end: Annotated[int | None,
+                       typer.Option("--to", help="Last block height (default: the node's tip).")] = None,
         enrich_inputs: Annotated[bool, typer.Option(
             "--enrich-inputs", help="UTXO chains: fill an input's value and address from getrawtransaction "
                                     "when the output it spends is not in the same batch of blocks (for "

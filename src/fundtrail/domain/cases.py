@@ -162,6 +162,31 @@ def can_reach_case(
     return role in JURISDICTION_WIDE or unit == case_unit
 
 
+def may_open_case_in(
+    role: Role, unit: str, jurisdiction: str, case_unit: str, case_jurisdiction: str
+) -> bool:
+    """Whether a user may open a case for ``case_unit`` in ``case_jurisdiction``.
+
+    Admins may name any unit and jurisdiction; everyone else (supervisors too) opens cases only in their
+    own unit and jurisdiction. Whether the role may open cases at all is :func:`may` (``case.open``).
+    """
+    if role is Role.ADMIN:
+        return True
+    same_unit = unit.strip() == case_unit.strip()
+    return same_unit and jurisdiction.strip().upper() == case_jurisdiction.strip().upper()
+
+
+def check_open_case_in(
+    username: str, role: Role, unit: str, jurisdiction: str, case_unit: str, case_jurisdiction: str
+) -> None:
+    """Raise PermissionDeniedError unless the user may open a case for that unit and jurisdiction."""
+    if not may_open_case_in(role, unit, jurisdiction, case_unit, case_jurisdiction):
+        raise PermissionDeniedError(
+            f"user {username!r} ({role.value}, {unit}, {jurisdiction}) may not open a case for "
+            f"{case_unit} in {case_jurisdiction}: cases are opened in one's own unit and jurisdiction"
+        )
+
+
 def check_case_transition(number: str, current: CaseStatus, target: CaseStatus) -> None:
     """Raise InvalidTransitionError unless a case may move from ``current`` to ``target``."""
     if target not in CASE_TRANSITIONS[current]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from fundtrail.errors import UnknownChainError
 
 
-class ChainFamily(str, Enum):
+class ChainFamily(StrEnum):
     """How a chain keeps value: unspent outputs or account balances."""
 
     UTXO = "utxo"
@@ -91,10 +91,15 @@ CHAINS: dict[str, ChainParams] = {
 }
 
 
+CHAIN_ALIASES: dict[str, str] = {"arbitrum": "arb", "optimism": "op", "matic": "polygon", "bnb": "bsc"}
+"""Other names users give chains, accepted wherever a chain is named."""
+
+
 def get_chain(name: str) -> ChainParams:
-    """The parameters of a chain by its FundTrail name (``btc``, ``ltc-regtest``, ``eth`` ...)."""
+    """The parameters of a chain by its FundTrail name (``btc``, ``ltc-regtest``, ``eth`` ...) or an alias."""
+    key = name.strip().lower()
     try:
-        return CHAINS[name.strip().lower()]
+        return CHAINS[CHAIN_ALIASES.get(key, key)]
     except KeyError:
         raise UnknownChainError(name, sorted(CHAINS)) from None
 

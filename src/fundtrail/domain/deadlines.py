@@ -69,18 +69,23 @@ class DeadlineBook:
     agreements: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     holidays: frozenset[date] = frozenset()
     raw: Mapping[str, Any] = field(default_factory=dict)
+    abroad: Mapping[RequestType, str] = field(default_factory=dict)
+    """The instrument per request type when the recipient is in another jurisdiction than the agency (a
+    freeze at a foreign exchange goes through mutual legal assistance, not a domestic order)."""
 
     def rule_for(
-        self, request_type: RequestType, instrument: str | None = None, agreement: str | None = None
+        self, request_type: RequestType, instrument: str | None = None, agreement: str | None = None,
+        *, abroad: bool = False,
     ) -> DeadlineRule:
-        """The rule for a request: the named instrument (else the type's default), then the agreement's
-        overrides of that instrument."""
+        """The rule for a request: the named instrument (else the type's default, the ``abroad`` one for a
+        recipient in another jurisdiction), then the agreement's overrides of that instrument."""
         book = self
         if agreement is not None:
             if agreement not in self.agreements:
                 raise NotFoundError("agreement", agreement)
             book = parse_deadline_book(merge(self.raw, self.agreements[agreement]))
-            instrument = instrument or book.defaults.get(request_type)
+        if instrument is None and abroad:
+            instrument = book.abroad.get(request_type)
         key = instrument or book.defaults.get(request_type)
         if key is None:
             raise InputError(
@@ -166,11 +171,13 @@ def parse_deadline_book(data: Mapping[str, Any]) -> DeadlineBook:
             translations=_translations(where, spec.get("translations")),
         )
     defaults: dict[RequestType, str] = {}
-    for name, key in (data.get("defaults") or {}).items():
-        request_type = _request_type("defaults", name)
-        if key not in rules:
-            raise InputError(f"deadline rules: defaults.{name} names unknown instrument {key!r}")
-        defaults[request_type] = str(key)
+    abroad: dict[RequestType, str] = {}
+    for section, chosen in (("defaults", defaults), ("abroad", abroad)):
+        for name, key in (data.get(section) or {}).items():
+            request_type = _request_type(section, name)
+            if key not in rules:
+                raise InputError(f"deadline rules: {section}.{name} names unknown instrument {key!r}")
+            chosen[request_type] = str(key)
     holidays: set[date] = set()
     for day in data.get("holidays") or []:
         try:
@@ -180,7 +187,7 @@ def parse_deadline_book(data: Mapping[str, Any]) -> DeadlineBook:
     agreements = data.get("agreements") or {}
     if not isinstance(agreements, Mapping):
         raise InputError("deadline rules: 'agreements' must be a mapping of agreement name to overrides")
-    return DeadlineBook(rules, defaults, dict(agreements), frozenset(holidays), dict(data))
+    return DeadlineBook(rules, defaults, dict(agreements), frozenset(holidays), dict(data), abroad)
 
 
 def add_days(start: date, days: int, *, business: bool = False, holidays: Iterable[date] = ()) -> date:

@@ -9,10 +9,10 @@ exact Python ints in base units (satoshi, wei). Addresses are canonical strings
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class ScriptType(str, Enum):
+class ScriptType(StrEnum):
     """Output script templates. Only the address-bearing ones carry an address."""
 
     P2PK = "p2pk"
@@ -27,7 +27,7 @@ class ScriptType(str, Enum):
     NONSTANDARD = "nonstandard"
 
 
-class TransferKind(str, Enum):
+class TransferKind(StrEnum):
     """What moved value on an account chain."""
 
     NATIVE = "native"        # the value of a top-level transaction
@@ -37,6 +37,60 @@ class TransferKind(str, Enum):
     REWARD = "reward"        # block and uncle rewards (from = None)
     WITHDRAWAL = "withdrawal"  # beacon-chain withdrawals (from = None)
     GENESIS = "genesis"      # genesis allocations and irregular state changes (from = None)
+
+
+class PayloadKind(StrEnum):
+    """What a ``payloads`` row holds (``data`` is text: hex for bytes, decimal for numbers)."""
+
+    OP_RETURN = "op_return"  # the bytes of an OP_RETURN output (``n`` is the output), hex
+    MEMO = "memo"            # call data that reads as a text memo (``=:ETH.ETH:0x...``), UTF-8 text
+    GAS_PRICE = "gas_price"  # the gas price a transaction paid (wei), decimal; for pool heuristics
+
+
+@dataclass(slots=True)
+class PayloadColumns:
+    """Rows of the ``payloads`` table: ``(txid, height, n, kind, data)``."""
+
+    txid: list[str] = field(default_factory=list)
+    height: list[int] = field(default_factory=list)
+    n: list[int] = field(default_factory=list)
+    kind: list[str] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)
+
+    def add(self, txid: str, height: int, n: int, kind: PayloadKind, data: str) -> None:
+        """Append one payload row."""
+        self.txid.append(txid)
+        self.height.append(height)
+        self.n.append(n)
+        self.kind.append(kind.value)
+        self.data.append(data)
+
+    def __len__(self) -> int:
+        return len(self.txid)
+
+
+@dataclass(slots=True)
+class LogColumns:
+    """Rows of the ``logs`` table: event logs as the node gives them (lower-case hex)."""
+
+    txid: list[str] = field(default_factory=list)
+    height: list[int] = field(default_factory=list)
+    log_index: list[int] = field(default_factory=list)
+    address: list[str] = field(default_factory=list)
+    topics: list[list[str]] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)
+
+    def add(self, txid: str, height: int, log_index: int, address: str, topics: list[str], data: str) -> None:
+        """Append one log row."""
+        self.txid.append(txid)
+        self.height.append(height)
+        self.log_index.append(log_index)
+        self.address.append(address)
+        self.topics.append(topics)
+        self.data.append(data)
+
+    def __len__(self) -> int:
+        return len(self.txid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +141,8 @@ class UtxoBatch:
     in_sequence: list[int | None] = field(default_factory=list)
     in_address: list[str | None] = field(default_factory=list)
     in_value: list[int | None] = field(default_factory=list)
+    # payloads: data a transaction carries besides value (OP_RETURN bytes), see :class:`PayloadKind`
+    payloads: PayloadColumns = field(default_factory=lambda: PayloadColumns())
 
     def add_tx(self, txid: str, height: int, time: int, index: int, *, fee: int | None = None,
                coinbase: bool = False, size: int | None = None, vsize: int | None = None,
@@ -162,6 +218,10 @@ class AccountBatch:
     tr_from: list[str | None] = field(default_factory=list)
     tr_to: list[str | None] = field(default_factory=list)
     tr_value: list[int] = field(default_factory=list)
+    # logs of the events conversions are decoded from (not every log: see chains.evm.events.KEPT_TOPICS)
+    logs: LogColumns = field(default_factory=lambda: LogColumns())
+    # payloads: call-data memos and gas prices, see :class:`PayloadKind`
+    payloads: PayloadColumns = field(default_factory=lambda: PayloadColumns())
 
     def add_tx(self, txid: str, height: int, time: int, index: int, *, fee: int | None,
                status: bool | None) -> None:

@@ -98,6 +98,33 @@ def _is_push_only(script: bytes, start: int) -> bool:
     return True
 
 
+def op_return_data(script: bytes) -> bytes | None:
+    """The bytes an ``OP_RETURN`` output carries (its pushes joined), or ``None`` for any other script.
+
+    Memos of cross-chain swaps (``=:ETH.ETH:0x...``) are read from these bytes.
+    """
+    if not script or script[0] != OP_RETURN or not _is_push_only(script, 1):
+        return None
+    out = bytearray()
+    i, end = 1, len(script)
+    while i < end:
+        op = script[i]
+        i += 1
+        if op < OP_PUSHDATA1:
+            size = op
+        elif op == OP_PUSHDATA1:
+            size, i = script[i], i + 1
+        elif op == OP_PUSHDATA2:
+            size, i = int.from_bytes(script[i:i + 2], "little"), i + 2
+        elif op == OP_PUSHDATA4:
+            size, i = int.from_bytes(script[i:i + 4], "little"), i + 4
+        else:  # OP_1NEGATE .. OP_16 push small numbers, no bytes
+            continue
+        out += script[i:i + size]
+        i += size
+    return bytes(out)
+
+
 def _is_multisig(script: bytes) -> bool:
     """OP_m <pubkey>... OP_n OP_CHECKMULTISIG with 1 <= m <= n <= 16 and n keys of valid size."""
     size = len(script)

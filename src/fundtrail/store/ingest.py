@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from fundtrail.domain.records import AccountBatch, UtxoBatch
+from fundtrail.domain.sources import BlockSource
 from fundtrail.store.chainstore import ChainStore, WriteResult
 
 log = logging.getLogger(__name__)
@@ -48,28 +49,6 @@ def ingest_batches(store: ChainStore, chain: str, batches: Iterable[UtxoBatch | 
             on_batch(batch, result)
     resolved = store.resolve_inputs(chain) if total.blocks_written else 0
     return IngestReport(chain, total.blocks_written, total.blocks_skipped, total.txs_written, resolved)
-
-
-class BlockSource:
-    """A port for node-backed sources (JSON-RPC) that can re-read blocks after a reorg.
-
-    ``read(start, end)`` yields batches of complete, consecutive blocks in height order;
-    ``block_hash(height)`` answers the node's current hash at a height.
-    """
-
-    chain: str
-
-    def block_hash(self, height: int) -> str:  # pragma: no cover - protocol
-        """The source's current block hash at ``height``."""
-        raise NotImplementedError
-
-    def tip(self) -> int:  # pragma: no cover - protocol
-        """The source's highest block height."""
-        raise NotImplementedError
-
-    def read(self, start: int, end: int) -> Iterable[UtxoBatch | AccountBatch]:  # pragma: no cover
-        """Batches of blocks ``start..end`` inclusive."""
-        raise NotImplementedError
 
 
 MAX_REORG_DEPTH = 1000

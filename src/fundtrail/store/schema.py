@@ -24,13 +24,22 @@ TABLES: dict[str, str] = {
                  f"transfer_index INTEGER NOT NULL, kind VARCHAR NOT NULL, asset VARCHAR NOT NULL, "
                  f"from_address VARCHAR, to_address VARCHAR, from_id BIGINT, to_id BIGINT, "
                  f"value {AMOUNT}, value_text VARCHAR",
+    # event logs that conversion decoding reads (swap, bridge and pool events), as the node gives them
+    "logs": "chain VARCHAR NOT NULL, txid VARCHAR NOT NULL, height BIGINT NOT NULL, "
+            "log_index INTEGER NOT NULL, address VARCHAR NOT NULL, topics VARCHAR[] NOT NULL, "
+            "data VARCHAR NOT NULL",
+    # what a transaction carries besides value: OP_RETURN bytes, call-data memos, gas prices (PayloadKind)
+    "payloads": "chain VARCHAR NOT NULL, txid VARCHAR NOT NULL, height BIGINT NOT NULL, n INTEGER NOT NULL, "
+                "kind VARCHAR NOT NULL, data VARCHAR NOT NULL",
 }
 
 # Tables whose rows belong to a block (deleted on rollback), in write order.
-BLOCK_TABLES = ("blocks", "txs", "outputs", "inputs", "transfers")
+BLOCK_TABLES = ("blocks", "txs", "outputs", "inputs", "transfers", "logs", "payloads")
 
-# Tables exported to and imported from Parquet.
-EXPORT_TABLES = ("addresses", *BLOCK_TABLES)
+# Tables exported to and imported from Parquet; an export made before ``OPTIONAL_EXPORT_TABLES``
+# existed lacks their files and still imports.
+OPTIONAL_EXPORT_TABLES = ("logs", "payloads")
+EXPORT_TABLES = ("addresses", *(t for t in BLOCK_TABLES if t not in OPTIONAL_EXPORT_TABLES))
 
 EXTRA_TABLES: dict[str, str] = {}
 """Tables that other layers (analysis, intel) keep in the chain store, registered at import time."""
@@ -43,4 +52,5 @@ def register_table(name: str, columns: str) -> None:
 
 def ddl() -> list[str]:
     """CREATE statements for every table, core and registered."""
-    return [f"CREATE TABLE IF NOT EXISTS {name} ({cols})" for name, cols in {**TABLES, **EXTRA_TABLES}.items()]
+    return [f"CREATE TABLE IF NOT EXISTS {name} ({cols})"
+            for name, cols in {**TABLES, **EXTRA_TABLES}.items()]

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from fundtrail.domain.chains import CHAINS, ChainParams, get_chain
-from fundtrail.domain.records import BlockRecord, ScriptType, UtxoBatch
-from fundtrail.domain.scripts import classify_scripts
+from fundtrail.domain.records import BlockRecord, PayloadKind, ScriptType, UtxoBatch
+from fundtrail.domain.scripts import classify_scripts, op_return_data
 from fundtrail.errors import BlockValidationError, InputError, ParseError
 
 log = logging.getLogger(__name__)
@@ -676,7 +676,7 @@ class _Prepared:
     __slots__ = ("source", "where", "hash", "prev_hash", "time", "bip34", "tx_txid", "tx_coinbase",
                  "tx_size", "tx_vsize", "tx_version", "tx_locktime", "tx_segwit", "out_txid", "out_n",
                  "out_address", "out_value", "out_type", "in_txid", "in_n", "in_prev_txid", "in_prev_n",
-                 "in_sequence")
+                 "in_sequence", "op_returns")
 
     source: str
     where: str
@@ -701,6 +701,7 @@ class _Prepared:
     in_prev_txid: list[str]
     in_prev_n: list[int]
     in_sequence: list[int | None]
+    op_returns: list[tuple[str, int, str]]  # (txid, n, hex payload) of OP_RETURN outputs
 
 
 _TYPE_NAMES = {t: t.value for t in ScriptType}
@@ -767,6 +768,9 @@ def _prepare(params: ChainParams, block: _ScannedBlock, source: str, where: str)
     p.out_txid, p.out_n, p.out_address, p.out_value = out_txid, out_n, addresses, out_value
     names = _TYPE_NAMES
     p.out_type = [names[t] for t in types]
+    nulldata = ScriptType.NULLDATA
+    p.op_returns = [(out_txid[i], out_n[i], payload.hex()) for i, t in enumerate(types)
+                    if t is nulldata and (payload := op_return_data(scripts[i]))]
     p.in_txid, p.in_n, p.in_prev_txid, p.in_prev_n, p.in_sequence = (in_txid, in_n, in_prev_txid, in_prev_n,
                                                                      in_sequence)
     return p
@@ -800,6 +804,8 @@ def _extend(batch: UtxoBatch, p: _Prepared, height: int) -> None:
     batch.in_sequence += p.in_sequence
     batch.in_address += [None] * nin
     batch.in_value += [None] * nin
+    for txid, n, payload in p.op_returns:
+        batch.payloads.add(txid, height, n, PayloadKind.OP_RETURN, payload)
 
 
 def prepared_blocks(paths: Iterable[Path], params: ChainParams) -> Iterator[_Prepared]:

@@ -39,8 +39,8 @@ import httpx
 from fundtrail.domain.chains import ChainParams, get_chain
 from fundtrail.domain.records import BlockRecord, UtxoBatch
 from fundtrail.domain.scripts import classify_script
+from fundtrail.domain.sources import BlockSource
 from fundtrail.errors import InputError, SourceUnavailableError
-from fundtrail.store.ingest import BlockSource
 
 log = logging.getLogger(__name__)
 

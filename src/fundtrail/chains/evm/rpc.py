@@ -6,6 +6,8 @@ Per chunk of ``batch_blocks`` blocks the reader sends a handful of JSON-RPC batc
 * ``eth_getBlockReceipts`` (or, where the node lacks it, ``eth_getTransactionReceipt`` per transaction):
   status, ``gasUsed``, ``effectiveGasPrice``, the address of created contracts;
 * ``eth_getLogs`` over the chunk for the ``Transfer`` topic (the receipts' logs where the node refuses);
+  the receipts' swap, bridge and pool logs are kept for conversions (``logs`` table), with the gas price
+  of their transactions and call-data memos (``payloads``);
 * ``debug_traceBlockByNumber`` with ``callTracer`` for internal transfers, else ``trace_block``; a node with
   neither is read without internal transfers, which the reader logs once and lists in :attr:`notes`.
 
@@ -51,10 +53,11 @@ from fundtrail.chains.evm.decode import (
     transaction_fee,
     withdrawal_wei,
 )
+from fundtrail.chains.evm.events import KEPT_TOPICS, memo_in_call_data
 from fundtrail.domain.chains import NATIVE_ASSET, get_chain
-from fundtrail.domain.records import AccountBatch, BlockRecord, TransferKind
+from fundtrail.domain.records import AccountBatch, BlockRecord, PayloadKind, TransferKind
+from fundtrail.domain.sources import BlockSource
 from fundtrail.errors import InputError, SourceUnavailableError
-from fundtrail.store.ingest import BlockSource
 
 log = logging.getLogger(__name__)
 
@@ -471,6 +474,7 @@ def _add_block(batch: AccountBatch, block: Mapping[str, Any], receipts: Mapping[
         else:
             batch.add_transfer(txid, height, time, 0, TransferKind.NATIVE.value, native, sender, receiver,
                                parse_quantity(tx.get("value", 0), "value"))
+            _keep_logs(batch, txid, height, tx, receipt)
         if fee:
             batch.add_transfer(txid, height, time, 0, TransferKind.FEE.value, native, sender, None, fee)
     for entry in logs.get(height, []):
@@ -499,6 +503,27 @@ def _add_block(batch: AccountBatch, block: Mapping[str, Any], receipts: Mapping[
         for position, (address, value) in enumerate(genesis):
             batch.add_transfer(None, height, time, position, TransferKind.GENESIS.value, native, None,
                                address, value)
+
+
+def _keep_logs(batch: AccountBatch, txid: str, height: int, tx: Mapping[str, Any],
+               receipt: Mapping[str, Any]) -> None:
+    """Keep the receipt's logs that conversions decode, the gas price beside them, and a call-data memo."""
+    kept = False
+    for entry in receipt.get("logs") or []:
+        topics = [str(t).lower() for t in entry.get("topics") or []]
+        if entry.get("removed") or not topics or topics[0] not in KEPT_TOPICS:
+            continue
+        batch.logs.add(txid, height, parse_quantity(entry.get("logIndex"), "logIndex"),
+                       parse_address(entry.get("address"), "log address"), topics,
+                       str(entry.get("data") or "0x").lower())
+        kept = True
+    price = (parse_optional_quantity(receipt.get("effectiveGasPrice"), "effectiveGasPrice")
+             or parse_optional_quantity(tx.get("gasPrice"), "gasPrice"))
+    if kept and price:
+        batch.payloads.add(txid, height, 0, PayloadKind.GAS_PRICE, str(price))
+    memo = memo_in_call_data(str(tx.get("input") or ""))
+    if memo is not None:
+        batch.payloads.add(txid, height, 0, PayloadKind.MEMO, memo)
 
 
 def _is_envelope(document: Any) -> bool:
