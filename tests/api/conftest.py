@@ -145,7 +145,7 @@ class Agency:
         """Every audit record, oldest first."""
         from sqlalchemy import select
 
-        from fundtrail.cases.models import AuditRecord
+        from fundtrail.audit.models import AuditRecord
 
         with self.db.session() as session:
             rows = session.execute(select(AuditRecord).order_by(AuditRecord.seq)).scalars().all()

@@ -107,6 +107,7 @@ def matrix(agency: Any, world: Any) -> dict[tuple[str, str], Call]:
             Call(WORK, f"/api/cases/{c}/ledger", {"kind": "frozen", "chain": "btc", "amount": "1",
                                                    "court_order": "C-1", **reason}, case_scoped=True),
         ("GET", "/api/reports/recovery"): Call(READ, "/api/reports/recovery"),
+        ("GET", "/api/alerts"): Call(READ, "/api/alerts"),
         ("GET", "/api/audit/verify"): Call(AUDIT, "/api/audit/verify"),
         ("GET", "/api/cases/{number}/audit"): Call(AUDIT, f"/api/cases/{c}/audit", case_scoped=True),
         # the dashboard
@@ -122,13 +123,16 @@ def matrix(agency: Any, world: Any) -> dict[tuple[str, str], Call]:
         ("GET", "/cases/{number}"): Call(READ, f"/cases/{c}", page=True, case_scoped=True),
         ("GET", "/cases/{number}/audit"): Call(AUDIT, f"/cases/{c}/audit", page=True, case_scoped=True),
         ("GET", "/recovery"): Call(READ, "/recovery", page=True),
+        ("GET", "/alerts"): Call(READ, "/alerts", page=True),
         # cooperation with partner agencies (signed calls; see fundtrail.sharing.api)
         ("GET", "/api/cooperation/agency"): Call(PUBLIC, "/api/cooperation/agency"),
         **{("POST", f"/api/cooperation/{p}"): Call(PARTNER, f"/api/cooperation/{p}", {})
-           for p in ("packages", "psi", "psi/contacts", "requests")},
+           for p in ("packages", "psi", "psi/contacts", "requests", "audit/witness")},
         **{("POST", f"/api/cooperation/requests/{{number}}/{p}"):
            Call(PARTNER, f"/api/cooperation/requests/{r}/{p}", {}) for p in ("acknowledgement", "answer")},
         ("GET", "/api/cooperation/inbox"): Call(HANDLE, "/api/cooperation/inbox"),
+        **{("POST", f"/api/cooperation/{p}"): Call(PARTNER, f"/api/cooperation/{p}", {})
+           for p in ("watches", "watches/alerts")},
         **{("GET", f"/taxii2{p}"): Call(PARTNER, "/taxii2" + p.replace("{api_root}", "fundtrail")
                                          .replace("{cid}", "c").replace("{oid}", "o").replace("{sid}", "s"))
            for p in ("/", "/{api_root}/", "/{api_root}/collections/", "/{api_root}/collections/{cid}/",
@@ -224,8 +228,10 @@ def test_roles_against_the_matrix(prepared, world, route: str) -> None:
         assert anonymous.status_code == 303 and "/login" in anonymous.headers["location"], route
     else:
         assert anonymous.status_code == 401, f"{route}: answered {anonymous.status_code} without credentials"
+    assert anonymous.headers.get("cache-control") == "no-store", f"{route}: may be cached"
     for role, user in ROLES.items():
         response = _send(prepared, call, method, _headers_for(prepared, user, key))
+        assert response.headers.get("cache-control") == "no-store", f"{route}: {role}'s answer may be cached"
         if call.allowed is PARTNER:
             assert response.status_code == 401, f"{route}: a {role}'s token opened a partner route"
         elif call.allowed is PUBLIC or role in call.allowed:

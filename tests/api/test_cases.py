@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_case_list_shows_only_the_users_unit(agency) -> None:
     cyber, fraud = agency.cases["cyber"], agency.cases["fraud"]
@@ -75,6 +77,23 @@ def test_analysts_may_not_open_cases(agency) -> None:
     r = agency.client.post("/api/cases", headers=agency.headers("ana"), json={"title": "x", "reason": "y"})
     assert r.status_code == 403
     assert r.json()["type"] == "urn:fundtrail:problem:forbidden"
+
+
+@pytest.mark.parametrize("user", ["ivo", "sue", "oscar"])
+def test_cases_are_opened_only_in_ones_own_unit_and_jurisdiction(agency, user) -> None:
+    own = "Fraud Unit" if user == "oscar" else "Cybercrime Unit"
+    other = "Cybercrime Unit" if user == "oscar" else "Fraud Unit"
+    before = agency.client.get("/api/cases", headers=agency.headers("aud")).json()["total"]
+    for where in ({"unit": other}, {"jurisdiction": "FR"}, {"unit": other, "jurisdiction": "FR"}):
+        r = agency.client.post("/api/cases", headers=agency.headers(user),
+                               json={"title": "Someone else's case", "reason": "tip-off", **where})
+        assert r.status_code == 403, r.text
+        assert r.json()["type"] == "urn:fundtrail:problem:forbidden" and "may not open a case" in r.text
+    assert agency.client.get("/api/cases", headers=agency.headers("aud")).json()["total"] == before
+    r = agency.client.post("/api/cases", headers=agency.headers(user),
+                           json={"title": "Ours", "reason": "tip-off", "unit": own, "jurisdiction": "EE"})
+    assert r.status_code == 201, r.text
+    assert (r.json()["unit"], r.json()["jurisdiction"]) == (own, "EE")
 
 
 def test_subjects_with_deconfliction(agency, world) -> None:

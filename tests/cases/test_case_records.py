@@ -13,6 +13,7 @@ from fundtrail.cases import cases
 from fundtrail.cases.context import operation
 from fundtrail.cases.testing import EXCHANGE, RANSOM
 from fundtrail.cases.users import add_user
+from fundtrail.domain.cases import Role, may_open_case_in
 from fundtrail.errors import (
     ConflictError,
     InputError,
@@ -26,9 +27,12 @@ NOW = datetime(2026, 2, 3, 10, 0, tzinfo=UTC)
 
 
 def test_cases_are_numbered_per_jurisdiction_and_year(agency_db) -> None:
+    with operation(agency_db, "admin") as ctx:
+        add_user(ctx, "fred", "Fred French", "investigator", "Cybercrime Unit", "FR")
     with operation(agency_db, "ivo", now=NOW) as ctx:
         numbers = [cases.open_case(ctx, f"Case {i}").number for i in range(3)]
-        other = cases.open_case(ctx, "Joint case", jurisdiction="fr").number
+    with operation(agency_db, "fred", now=NOW) as ctx:
+        other = cases.open_case(ctx, "Joint case").number
     assert numbers == ["EE-2026-0001", "EE-2026-0002", "EE-2026-0003"]
     assert other == "FR-2026-0001"
     with operation(agency_db, "ivo", now=datetime(2027, 1, 1, tzinfo=UTC)) as ctx:
@@ -60,6 +64,28 @@ def test_who_may_open_a_case(agency_db, user, allowed) -> None:
         else:
             with pytest.raises(PermissionDeniedError, match="may not case.open"):
                 cases.open_case(ctx, "x")
+
+
+@pytest.mark.parametrize("user", ["ivo", "sue"])
+@pytest.mark.parametrize(
+    "where", [{"unit": "Fraud Unit"}, {"jurisdiction": "fr"}, {"unit": "Fraud Unit", "jurisdiction": "FR"}]
+)
+def test_cases_are_opened_only_in_ones_own_unit_and_jurisdiction(agency_db, user, where) -> None:
+    with pytest.raises(PermissionDeniedError, match="may not open a case for"):
+        with operation(agency_db, user) as ctx:
+            cases.open_case(ctx, "Someone else's case", **where)
+    with operation(agency_db, user) as ctx:  # nothing was written, not even a case number
+        assert cases.list_cases(ctx) == []
+        own = cases.open_case(ctx, "Ours", unit=" Cybercrime Unit ", jurisdiction="ee")
+        assert (own.number, own.unit, own.jurisdiction) == (f"EE-{own.year}-0001", "Cybercrime Unit", "EE")
+
+
+def test_who_may_open_a_case_where() -> None:
+    own = ("Cybercrime Unit", "EE")
+    for role in Role:
+        assert may_open_case_in(role, *own, "Cybercrime Unit", "EE")
+        assert may_open_case_in(role, *own, "Fraud Unit", "EE") is (role is Role.ADMIN)
+        assert may_open_case_in(role, *own, "Cybercrime Unit", "FR") is (role is Role.ADMIN)
 
 
 def test_a_case_of_another_unit_is_out_of_reach_as_if_it_did_not_exist(agency_db) -> None:
@@ -150,4 +176,4 @@ def test_a_failed_operation_writes_nothing(agency_db) -> None:
             cases.add_subject(ctx, number, "address", "not-an-address", chain="btc")
     with operation(agency_db, "ivo") as ctx:
         assert cases.show_case(ctx, number).subjects == []
-        assert audit_log.verify(ctx.session).intact
+    assert audit_log.verify_database(agency_db).intact

@@ -41,10 +41,10 @@ def test_models_and_migrations_agree(case_db: CaseDB) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    # only this layer's tables: other layers keep theirs in the same database, with their own migrations
-    mine = {
-        m.local_table.name for m in Base.registry.mappers if m.class_.__module__ == "fundtrail.cases.models"
-    }
+    # this layer's tables and the audit layer's (their migrations are in this chain); other layers keep
+    # theirs in the same database, with their own migrations
+    owners = ("fundtrail.cases.models", "fundtrail.audit.models")
+    mine = {m.local_table.name for m in Base.registry.mappers if m.class_.__module__ in owners}
 
     def include(obj, name, type_, reflected, compare_to) -> bool:
         table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)

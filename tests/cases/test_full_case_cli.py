@@ -179,7 +179,9 @@ def test_a_full_case_from_the_command_line(run, home, tmp_path, backend_url) -> 
     )
     sent = run("request", "send", r, "--format", "json", as_="lia")
     assert sent["state"] == "sent" and sent["answer_due"] and sent["hold_until"]
-    due = run("request", "due", "--within", "60", "--format", "json", as_="lia")
+    # LT is abroad for the EE agency: the freeze goes by mutual legal assistance (a 90-day hold)
+    assert req["instrument"] == "warsaw-art21-freeze"
+    due = run("request", "due", "--within", "120", "--format", "json", as_="lia")
     assert {(d["request"], d["deadline"]) for d in due} == {(r, "answer"), (r, "hold_ends")}
 
     letters = run("request", "render", r, "--out", str(tmp_path / "letters"), "--format", "json", as_="lia")
@@ -237,7 +239,7 @@ def test_a_full_case_from_the_command_line(run, home, tmp_path, backend_url) -> 
     assert EXCHANGE not in json.dumps(report) and all(
         (tmp_path / "report" / f).exists() for f in ("recovery.png", "recovery.svg")
     )
-    assert "0.03 BTC" in run("report", "recovery", as_="aud").stdout
+    assert "0.03000000 BTC" in run("report", "recovery", as_="aud").stdout
 
     intact = run("audit", "verify", "--format", "json")
     assert intact["intact"] is True and intact["records"] > 20

@@ -4,14 +4,17 @@ without personal data or addresses, and a chart."""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 
 import pytest
+from sqlalchemy import event
 
 from fundtrail.cases import cases, requests
-from fundtrail.cases.context import operation
+from fundtrail.cases.context import Context, operation
 from fundtrail.cases.ledger import entry_doc, list_entries, record_entry, recovery_report, write_chart
 from fundtrail.cases.testing import EXCHANGE
-from fundtrail.errors import InputError, PermissionDeniedError
+from fundtrail.errors import ConflictError, InputError, PermissionDeniedError
 
 WEI = 12_345_678_901_234_567_890_123  # beyond 64 bits
 
@@ -110,3 +113,72 @@ def test_an_empty_report_still_draws_a_chart(agency_db, tmp_path) -> None:
         rows = recovery_report(ctx)
     assert rows == []
     assert all(p.exists() for p in write_chart(rows, tmp_path))
+
+
+def _at_once(agency_db, jobs: list[tuple[str, Callable[[Context], object]]]) -> list[BaseException | None]:
+    """Run each job (user, work) in its own thread and transaction; every one has read what it needs
+    before any of them writes (a barrier at the first flush). Returns each job's error, or None."""
+    barrier = threading.Barrier(len(jobs), timeout=30)
+    errors: list[BaseException | None] = [None] * len(jobs)
+
+    def run(i: int, user: str, work: Callable[[Context], object]) -> None:
+        waited = False
+
+        def wait_for_the_others(session, flush_context, instances) -> None:
+            nonlocal waited
+            if not waited:
+                waited = True
+                barrier.wait()
+
+        try:
+            with operation(agency_db, user) as ctx:
+                event.listen(ctx.session, "before_flush", wait_for_the_others)
+                work(ctx)
+        except BaseException as error:  # noqa: BLE001 - handed back to the test
+            errors[i] = error
+
+    threads = [threading.Thread(target=run, args=(i, u, w)) for i, (u, w) in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return errors
+
+
+def test_concurrent_independent_additions_both_succeed(agency_db, two_cases) -> None:
+    if agency_db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE): its transactions cannot overlap")
+    a, _b, req = two_cases
+    with operation(agency_db, "ivo") as ctx:
+        before = cases.show_case(ctx, a).version
+    errors = _at_once(agency_db, [
+        ("ivo", lambda ctx: record_entry(ctx, a, "frozen", "btc", 1_000, request=req)),
+        ("sue", lambda ctx: record_entry(ctx, a, "seized", "btc", 2_000, court_order="C-1")),
+    ])
+    assert errors == [None, None]
+    with operation(agency_db, "ivo") as ctx:
+        assert sorted(e.amount for e in list_entries(ctx, a)) == [1_000, 2_000]
+        assert cases.show_case(ctx, a).version == before + 2  # each addition still moves the version
+    with operation(agency_db, "ivo") as ctx:  # an edit based on the version before them is stale
+        with pytest.raises(ConflictError, match=f"is at version {before + 2}, not {before}"):
+            cases.update_case(ctx, a, expected_version=before, title="lost update")
+
+
+def test_concurrent_edits_of_one_case_still_conflict(agency_db, two_cases) -> None:
+    if agency_db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE): its transactions cannot overlap")
+    a, _b, _req = two_cases
+    errors = _at_once(agency_db, [
+        ("ivo", lambda ctx: cases.update_case(ctx, a, title="Ivo's title")),
+        ("sue", lambda ctx: cases.update_case(ctx, a, title="Sue's title")),
+    ])
+    assert sorted(type(e).__name__ for e in errors) == ["ConflictError", "NoneType"]
+
+
+def test_an_edit_after_an_addition_in_one_operation(agency_db, two_cases) -> None:
+    a, _b, req = two_cases
+    with operation(agency_db, "ivo") as ctx:
+        version = cases.show_case(ctx, a).version
+        record_entry(ctx, a, "frozen", "btc", 1_000, request=req)
+        edited = cases.update_case(ctx, a, expected_version=version + 1, title="A, frozen")
+        assert edited.version == version + 2

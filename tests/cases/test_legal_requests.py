@@ -23,7 +23,7 @@ THURSDAY = datetime(2026, 1, 8, 9, 0, tzinfo=UTC)
 
 @pytest.fixture()
 def freeze(agency_db, chain_store, ransom_trace):
-    """A case with its trace preserved and a freeze request to the exchange drafted by ivo."""
+    """A case with its trace preserved and a freeze request to the (domestic) exchange drafted by ivo."""
     with operation(agency_db, "ivo", now=THURSDAY) as ctx:
         number = cases.open_case(
             ctx,
@@ -37,11 +37,25 @@ def freeze(agency_db, chain_store, ransom_trace):
             number,
             "freeze",
             EXCHANGE_NAME,
-            recipient_jurisdiction="LT",
+            recipient_jurisdiction="EE",
             evidence_id=ev.id,
             measures="Keep the assets until a seizure order.",
         )
         return {"case": number, "evidence": ev.id, "sha256": ev.tagmanifest_sha256, "request": req.number}
+
+
+def test_a_freeze_abroad_goes_by_mutual_legal_assistance(agency_db, freeze) -> None:
+    # The agency is in EE: an exchange in LT is frozen through the treaty route, not a domestic order.
+    with operation(agency_db, "ivo", now=THURSDAY) as ctx:
+        draft = requests.draft_request
+        abroad = draft(ctx, freeze["case"], "freeze", "Vilnius X", recipient_jurisdiction="LT")
+        named = draft(ctx, freeze["case"], "freeze", "Vilnius X", recipient_jurisdiction="LT",
+                      instrument="domestic-exchange-freeze")
+        unknown = draft(ctx, freeze["case"], "freeze", "Somewhere Exchange")
+        home = requests.show_request(ctx, freeze["request"])
+        instruments = [abroad.instrument, named.instrument, unknown.instrument, home.instrument]
+    assert instruments == ["warsaw-art21-freeze", "domestic-exchange-freeze", "domestic-exchange-freeze",
+                           "domestic-exchange-freeze"]
 
 
 def _step(db, user: str, number: str, action: str, when: datetime = THURSDAY, **kw):
@@ -259,3 +273,18 @@ def test_a_request_lacking_required_contents_cannot_be_rendered(agency_db, freez
     with operation(agency_db, "ivo") as ctx:
         with pytest.raises(InputError, match="the letter needs request.facts"):
             render_letter(ctx, bare, tmp_path)
+
+
+def test_a_letter_rendered_after_the_rules_changed_keeps_the_request_s_own_dates(
+    agency_db, home, freeze, tmp_path
+) -> None:
+    _step(agency_db, "sue", freeze["request"], "approve")
+    assert _step(agency_db, "lia", freeze["request"], "send").answer_due == date(2026, 1, 15)
+    (home / "deadlines.yaml").write_text(  # the rules change after the request was sent
+        yaml.safe_dump({"instruments": {"domestic-exchange-freeze": {"answer_days": 10}}})
+    )
+    with operation(agency_db, "lia", now=THURSDAY) as ctx:
+        (docx,) = render_letter(ctx, freeze["request"], tmp_path, formats=("docx",), language="en")
+    text = _docx_text(docx)
+    assert "Please answer by 2026-01-15." in text
+    assert "Please answer within" not in text  # no period that contradicts the date

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,11 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import update
 
 from fundtrail.domain.addresses import segwit_address
+from fundtrail.sharing.models import SharingAgreement
+from fundtrail.sharing.partners import PartnerClient
 from fundtrail.store import ChainStore
 from fundtrail.testing.utxo import UtxoChain
 
@@ -159,7 +163,7 @@ class Agency:
         """The actions of every audit record, oldest first."""
         from sqlalchemy import select
 
-        from fundtrail.cases.models import AuditRecord
+        from fundtrail.audit.models import AuditRecord
 
         with self.db() as db, db.session() as s:
             return list(s.execute(select(AuditRecord.action).order_by(AuditRecord.seq)).scalars())
@@ -168,8 +172,8 @@ class Agency:
         """True when the audit chain verifies."""
         from fundtrail.audit import log as audit_log
 
-        with self.db() as db, db.session() as s:
-            return audit_log.verify(s, self.key).intact
+        with self.db() as db:
+            return audit_log.verify_database(db).intact
 
     def tag_count(self, uri_prefix: str = "partner:") -> int:
         """Tags stored from partner packages."""
@@ -311,3 +315,52 @@ def pair(tmp_path: Path, pair_template: tuple[Agency, Agency]) -> Iterator[tuple
         shutil.copytree(agency.home, home)
         out.append(Agency(home, agency.name, agency.country, dict(agency.cases)))
     yield out[0], out[1]
+
+
+# ------------------------------------------------------------------------------------------------
+# Two agencies served in this process, each knowing the other's endpoint
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
+    from fastapi.testclient import TestClient
+
+
+def settings() -> Any:
+    from fundtrail.api.state import ApiSettings
+
+    return ApiSettings(token_cache_seconds=0, password_time_cost=1, password_memory_kib=1024)
+
+
+@dataclass
+class Linked:
+    """Two agencies, each served by its app in this process, knowing each other's endpoint."""
+
+    a: Any
+    b: Any
+    apps: dict[str, Any]
+
+    def clients(self, row: SharingAgreement, key: Any) -> PartnerClient:
+        """Signed clients bound to the partner's app (the factory the services take)."""
+        app = self.apps[row.partner_endpoint]
+        return PartnerClient(TestClient(app, base_url=row.partner_endpoint), key, row.partner_name)
+
+    def http(self, agency: Any) -> TestClient:
+        """A plain client of an agency's app."""
+        url = "http://a.test" if agency is self.a else "http://b.test"
+        return TestClient(self.apps[url], base_url=url)
+
+
+@pytest.fixture()
+def linked(pair) -> Iterator[Linked]:
+    from fundtrail.api.app import create_app
+
+    a, b = pair
+    for agency, name, url in ((a, "ee-sc", "http://b.test"), (b, "sc-ee", "http://a.test")):
+        with agency.db() as db, db.transaction() as s:
+            s.execute(
+                update(SharingAgreement).where(SharingAgreement.name == name).values(partner_endpoint=url)
+            )
+    apps = {"http://a.test": create_app(a.home, settings()), "http://b.test": create_app(b.home, settings())}
+    yield Linked(a, b, apps)
+    for app in apps.values():
+        app.state.fundtrail.close()

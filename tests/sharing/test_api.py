@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,55 +11,12 @@ import pytest
 from sqlalchemy import select, update
 
 from fundtrail.sharing.models import SharedPackage, SharingAgreement
-from fundtrail.sharing.partners import PartnerClient
 from fundtrail.sharing.signing import signed_headers
 
 from .conftest import D1, D2, R1, R2, Q
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
-    from fastapi.testclient import TestClient
-
-
-def settings() -> Any:
-    from fundtrail.api.state import ApiSettings
-
-    return ApiSettings(token_cache_seconds=0, password_time_cost=1, password_memory_kib=1024)
-
-
-@dataclass
-class Linked:
-    """Two agencies, each served by its app in this process, knowing each other's endpoint."""
-
-    a: Any
-    b: Any
-    apps: dict[str, Any]
-
-    def clients(self, row: SharingAgreement, key: Any) -> PartnerClient:
-        """Signed clients bound to the partner's app (the factory the services take)."""
-        app = self.apps[row.partner_endpoint]
-        return PartnerClient(TestClient(app, base_url=row.partner_endpoint), key, row.partner_name)
-
-    def http(self, agency: Any) -> TestClient:
-        """A plain client of an agency's app."""
-        url = "http://a.test" if agency is self.a else "http://b.test"
-        return TestClient(self.apps[url], base_url=url)
-
-
-@pytest.fixture()
-def linked(pair) -> Iterator[Linked]:
-    from fundtrail.api.app import create_app
-
-    a, b = pair
-    for agency, name, url in ((a, "ee-sc", "http://b.test"), (b, "sc-ee", "http://a.test")):
-        with agency.db() as db, db.transaction() as s:
-            s.execute(
-                update(SharingAgreement).where(SharingAgreement.name == name).values(partner_endpoint=url)
-            )
-    apps = {"http://a.test": create_app(a.home, settings()), "http://b.test": create_app(b.home, settings())}
-    yield Linked(a, b, apps)
-    for app in apps.values():
-        app.state.fundtrail.close()
 
 
 def signed(agency: Any, method: str, path: str, body: bytes, **kw: Any) -> dict[str, str]:
@@ -107,7 +62,7 @@ def test_a_package_sent_over_the_api_is_verified_then_stored(linked, tmp_path) -
     assert b.count(SharedPackage, direction="received", transport="api") == 1
     assert a.count(SharedPackage, direction="sent", transport="api") == 1
     with b.db() as db, db.session() as s:
-        from fundtrail.cases.models import AuditRecord
+        from fundtrail.audit.models import AuditRecord
 
         record = s.execute(select(AuditRecord).where(AuditRecord.action == "share.import")).scalar_one()
         assert record.actor == f"partner:{a.key.key_id}"
@@ -142,7 +97,7 @@ def test_deconfliction_finds_the_shared_addresses_and_nothing_else(linked) -> No
     assert case["case"] == b.cases["exchange"] and case["contact"]["name"] == "Ivo Investigator"
     assert case["contact"]["agency"] == b.name
     with b.db() as db, db.session() as s:
-        from fundtrail.cases.models import AuditRecord
+        from fundtrail.audit.models import AuditRecord
 
         rows = {r.action: json.loads(r.details) for r in s.execute(select(AuditRecord)).scalars()}
     assert rows["cooperation.psi.answer"]["client_items"] == 4
@@ -151,7 +106,7 @@ def test_deconfliction_finds_the_shared_addresses_and_nothing_else(linked) -> No
     log = json.dumps(rows)
     assert R1 not in log and R2 not in log and D2 not in log  # B never learns A's other addresses
     with a.db() as db, db.session() as s:
-        from fundtrail.cases.models import AuditRecord
+        from fundtrail.audit.models import AuditRecord
 
         query = s.execute(
             select(AuditRecord).where(AuditRecord.action == "cooperation.psi.query")
@@ -330,3 +285,34 @@ def test_the_inbox_is_listed_for_users_who_handle_requests(linked) -> None:
     analyst, _ = auth.issue("ana", name="tests", lifetime=td(days=1))
     denied = linked.http(b).get("/api/cooperation/inbox", headers={"Authorization": f"Bearer {analyst}"})
     assert denied.status_code == 403
+
+
+def test_a_partner_key_only_in_the_database_does_not_get_in(linked, tmp_path, chain_template) -> None:
+    """Someone who can write to B's database adds his key to an agreement: his signed calls are refused
+    (401), because only keys pinned in B's trust file are trusted; A's own key, once unpinned, too."""
+    from fundtrail.audit import trust
+
+    from .conftest import make_agency
+
+    a, b = linked.a, linked.b
+    http = linked.http(b)
+    path, body = "/api/cooperation/requests", b"{}"
+    assert http.post(path, content=body, headers=signed(a, "POST", path, body)).status_code == 422  # in
+    mallory = make_agency(tmp_path / "m", chain_template, "Mallory", "XX", "Unit")
+    with b.db() as db, db.transaction() as s:
+        s.execute(
+            update(SharingAgreement)
+            .where(SharingAgreement.name == "sc-ee")
+            .values(partner_key_id=mallory.key.key_id, partner_public_key=mallory.key.public_b64)
+        )
+    refused = http.post(path, content=body, headers=signed(mallory, "POST", path, body))
+    assert refused.status_code == 401
+    with b.db() as db, db.transaction() as s:  # put A's key back, but unpin it
+        s.execute(
+            update(SharingAgreement)
+            .where(SharingAgreement.name == "sc-ee")
+            .values(partner_key_id=a.key.key_id, partner_public_key=a.key.public_b64)
+        )
+    assert trust.unpin(b.home, a.key.key_id)
+    assert http.post(path, content=body, headers=signed(a, "POST", path, body)).status_code == 401
+    assert "cooperation.request.receive" not in b.audit_actions()

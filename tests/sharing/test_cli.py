@@ -44,7 +44,14 @@ def create(home: Path, name: str, key: str, *extra: str, code: int = 0):
 def test_agency_key_shows_the_key_partners_need(pair) -> None:
     a, _ = pair
     doc = json.loads(run("agency", "key", "--home", str(a.home), "--format", "json").stdout)
-    assert doc == {"key_id": a.key.key_id, "public_key": a.key.public_b64, "algorithm": "ed25519"}
+    from fundtrail.audit.trust import fingerprint
+
+    assert doc == {
+        "key_id": a.key.key_id,
+        "public_key": a.key.public_b64,
+        "algorithm": "ed25519",
+        "fingerprint": fingerprint(a.key.public_b64),
+    }
     shown = json.loads(run("agency", "show", "--home", str(a.home), "--format", "json").stdout)
     assert shown["country"] == "EE" and shown["key_id"] == a.key.key_id
 

@@ -12,6 +12,7 @@ from sqlalchemy import inspect
 
 import fundtrail.api.models  # noqa: F401  (registers the API's tables)
 import fundtrail.sharing.models  # noqa: F401  (registers the cooperation tables)
+import fundtrail.watch.models  # noqa: F401  (registers the watch tables)
 from fundtrail.cases.db import CaseDB, downgrade, upgrade
 from fundtrail.cases.models import Base
 from fundtrail.cases.testing import fresh_postgres_schema, postgres_base_url

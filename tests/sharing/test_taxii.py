@@ -93,7 +93,7 @@ def test_a_package_the_hub_holds_differently_is_rejected(pair, hub, tmp_path) ->
 def a_served(pair) -> Iterator[tuple[Any, Any, str]]:
     from fundtrail.api.app import create_app
 
-    from .test_api import settings
+    from .conftest import settings
 
     a, b = pair
     app = create_app(a.home, settings())

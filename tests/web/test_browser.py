@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,23 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 PASSWORD = "demo password for the browser tests"
 FUNDTRAIL = [sys.executable, "-c", "from fundtrail.cli.main import run; run()"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOC_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+REFRESH_ENV = "FUNDTRAIL_REFRESH_SCREENSHOTS"
+"""Set to 1 to write the screenshots over the tracked ones in docs/screenshots (``make screenshots``)."""
+
+
+def screenshot_dir(environ: dict[str, str] | None = None) -> Path:
+    """Where the browser tests save screenshots: a temporary folder, docs/screenshots only when asked."""
+    env = os.environ if environ is None else environ
+    if env.get(REFRESH_ENV, "").strip() not in ("", "0"):
+        return DOC_SCREENSHOTS
+    return Path(tempfile.gettempdir()) / "fundtrail-screenshots"
+
+
+def test_screenshots_leave_the_tracked_docs_alone_unless_asked() -> None:
+    assert DOC_SCREENSHOTS not in screenshot_dir({}).parents and screenshot_dir({}) != DOC_SCREENSHOTS
+    assert screenshot_dir({REFRESH_ENV: "0"}) != DOC_SCREENSHOTS
+    assert screenshot_dir({REFRESH_ENV: "1"}) == DOC_SCREENSHOTS
 
 
 def _free_port() -> int:
@@ -152,8 +169,8 @@ def wait_until(page: Any, expression: str, timeout: float = 60.0) -> None:
 
 
 def _shot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    screenshot_dir().mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshot_dir() / name), full_page=True)
 
 
 def test_sign_in_and_see_the_case_list(page_as: Any, server: str) -> None:
@@ -180,8 +197,20 @@ def test_trace_graph_renders_and_explains_an_address(page_as: Any, server: str, 
     page = page_as("investigator")
     number = _case_number(server)
     page.goto(f"{server}/cases/{number}")
-    page.click("#trace-run")
+    # the graph starts from the preserved trace: every ransom address is connected (the multi-input spend
+    # draws all its inputs), and the exchanges hold the amounts of the case's subjects
     wait_until(page, "window.fundtrail && window.fundtrail.cy.nodes().length > 1")
+    unconnected = page.evaluate("window.fundtrail.cy.nodes('[kind = \"seed\"]')"
+                                ".filter((n) => n.outgoers('edge').length === 0).map((n) => n.id())")
+    assert unconnected == []
+    drawn = page.evaluate("Object.fromEntries(window.fundtrail.cy.nodes('[kind = \"exchange\"]')"
+                          ".map((n) => [n.data('address'), n.data('tainted')]))")
+    subjects = _case(server, number)["subjects"]
+    owed = {s["value"]: s["amount"] for s in subjects if s["amount"] and s["value"] in drawn}
+    assert drawn and owed == drawn
+    page.click("#trace-run")
+    wait_until(page, "!document.getElementById('trace-compare').hidden")
+    assert page.inner_text("#trace-compare").startswith("Same owner hops and policy as the preserved trace")
     kinds = page.evaluate("window.fundtrail.cy.nodes().map((n) => n.data('kind'))")
     assert "seed" in kinds and "exchange" in kinds
     assert page.evaluate("window.fundtrail.cy.edges().length") > 0
@@ -202,8 +231,21 @@ def test_trace_graph_renders_and_explains_an_address(page_as: Any, server: str, 
     saved = tmp_path / "graph.png"
     download.value.save_as(saved)
     assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    page.locator("#graph").screenshot(path=str(SCREENSHOTS / "graph.png"))
+    page.locator("#graph").screenshot(path=str(screenshot_dir() / "graph.png"))
+    # fewer owner hops than the preserved trace: the page says what lies beyond them
+    page.fill("#trace-hops", "1")
+    page.click("#trace-run")
+    wait_until(page, "document.getElementById('trace-compare').textContent"
+                     ".includes('This graph: 1 owner hop;')")
+    note = page.inner_text("#trace-compare")
+    assert "the preserved trace" in note and "BTC lies beyond 1 owner hop" in note, note
     assert not page.errors
+
+
+def _case(server: str, number: str) -> dict[str, Any]:
+    login = httpx.post(f"{server}/api/auth/login", json={"username": "investigator", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {login.json()['token']}"}
+    return dict(httpx.get(f"{server}/api/cases/{number}", headers=headers).json())
 
 
 def _draft(server: str, number: str) -> str:
@@ -264,3 +306,37 @@ def test_other_pages_render(page_as: Any, server: str) -> None:
     assert exchange["label"] in analyst.inner_text("main")
     _shot(analyst, "address.png")
     assert not auditor.errors and not analyst.errors
+
+
+def test_scripts_work_without_inline_code_and_sign_out_ends_the_session(page_as: Any, server: str) -> None:
+    number = _case_number(server)
+    page = page_as("investigator")
+    policy = httpx.get(f"{server}/login").headers["content-security-policy"]
+    scripts = [d.split() for d in policy.split(";") if d.split()[:1] == ["script-src"]]
+    assert scripts == [["script-src", "'self'"]]
+    # the case list's status filter sends its form on change (a script file, no onchange attribute)
+    page.goto(f"{server}/cases")
+    with page.expect_navigation():
+        page.select_option("select[name=status]", "closed")
+    assert page.url.endswith("/cases?status=closed")
+    # the trace page traces the seeds of its link at once (data-autorun, no inline script)
+    login = httpx.post(f"{server}/api/auth/login", json={"username": "investigator", "password": PASSWORD})
+    case = httpx.get(f"{server}/api/cases/{number}",
+                     headers={"Authorization": f"Bearer {login.json()['token']}"}).json()
+    seed = next(s["value"] for s in case["subjects"] if s["kind"] == "address" and s["chain"] == "btc")
+    page.goto(f"{server}/trace?chain=btc&seeds={seed}&max_hops=2")
+    wait_until(page, "window.fundtrail && window.fundtrail.cy.nodes().length > 1")
+    # the API documentation starts Swagger UI from a script file
+    page.goto(f"{server}/docs")
+    page.wait_for_selector(".swagger-ui .opblock")
+    assert not page.errors, page.errors
+    # signing out revokes the session: a copy of the cookie is refused afterwards
+    page.goto(f"{server}/cases")
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "fundtrail_session")
+    assert httpx.get(f"{server}/api/auth/me", cookies={"fundtrail_session": cookie}).status_code == 200
+    with page.expect_navigation():
+        page.click("header form[action='/logout'] button")
+    assert page.url.endswith("/login")
+    assert httpx.get(f"{server}/api/auth/me", cookies={"fundtrail_session": cookie}).status_code == 401
+    page.goto(f"{server}/cases")
+    assert "/login" in page.url

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 import pytest
@@ -102,3 +104,125 @@ def test_roles_see_their_menu(agency, signed_in) -> None:
     admin = signed_in("admin").get("/admin/users").text
     assert "ivo" in admin and ">Users<" in admin
     assert signed_in("aud").get("/trace").status_code == 403
+
+
+def test_sign_out_revokes_the_session_on_the_server(agency, signed_in) -> None:
+    client = signed_in("ivo")
+    token = client.cookies.get("fundtrail_session")
+    assert token and client.get("/cases", follow_redirects=False).status_code == 200
+    # the sign-out form of every page: a plain form post, without the API's X-Requested-With header
+    r = client.post("/logout", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    assert "fundtrail_session" not in client.cookies
+    # a copy of the old cookie (or the token itself) is refused everywhere afterwards
+    client.cookies.set("fundtrail_session", token)
+    assert client.get("/cases", follow_redirects=False).headers["location"].startswith("/login")
+    assert client.get("/api/auth/me").status_code == 401
+    assert client.get("/api/cases", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    state = agency.app.state.fundtrail
+    tokens, _total = state.auth.list_tokens(state.cases.user("ivo"), limit=10)
+    assert [t["revoked_at"] is not None for t in tokens if t["kind"] == "session"] == [True]
+
+
+
+def test_no_template_holds_an_inline_script_or_event_handler() -> None:
+    from fundtrail.web import TEMPLATES
+
+    inline_script = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
+    handler = re.compile(r"<[^>]*(?<![\w-])on[a-z]+\s*=", re.IGNORECASE)
+    templates = sorted(TEMPLATES.rglob("*.html"))
+    assert templates
+    for path in templates:
+        text = path.read_text()
+        assert not inline_script.search(text), f"{path.name}: inline <script> (move it to static/)"
+        assert not handler.search(text), f"{path.name}: inline event handler {handler.search(text)}"
+        assert "javascript:" not in text.lower(), f"{path.name}: javascript: URL"
+
+
+# ------------------------------------------------------------------------------ the case graph
+
+
+def _preserve(agency, seeds: list[str], **options) -> dict:
+    """Preserve a trace of ``seeds`` as evidence of the cyber case (its endpoints become subjects); the
+    trace document as kept in the bag."""
+    cyber = agency.cases["cyber"]
+    r = agency.client.post(f"/api/cases/{cyber}/evidence", headers=agency.headers("ivo", reason="preserve"),
+                           json={"chain": "btc", "seeds": seeds, "add_subjects": True, **options})
+    assert r.status_code == 201, r.text
+    bag = agency.home / r.json()["path"] / "data" / "trace.json"
+    return {"id": r.json()["id"], "trace": json.loads(bag.read_text())}
+
+
+def _preserved_graph(page: str) -> dict:
+    """The preserved trace the case page hands its graph script (``data-preserved``)."""
+    found = re.search(r"data-preserved='([^']*)'", page)
+    assert found, "the case page gives its graph no preserved trace"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_case_graph_draws_every_input_of_a_multi_input_spend(agency, signed_in, world) -> None:
+    # t3 spends S (traced from R) and X2 (a seed) together, paying M: the flow into M records S as its
+    # `from`, and both inputs under `inputs`; the graph has an edge from each of them to M.
+    preserved = _preserve(agency, [world.R, world.X2])
+    into_m = next(f for f in preserved["trace"]["flows"] if f["to"] == world.M)
+    assert into_m["from"] == world.S
+    assert [(i["address"], i["tainted_value"]) for i in into_m["inputs"]] == [(world.S, "6000000"),
+                                                                              (world.X2, "3000000")]
+    graph = _preserved_graph(signed_in("ivo").get(f"/cases/{agency.cases['cyber']}").text)["graph"]
+    edges = {(e["source"], e["target"]): int(e["value"]) for e in graph["edges"]}
+    assert edges[(world.S, world.M)] + edges[(world.X2, world.M)] == int(into_m["tainted_value"])
+    assert edges[(world.X2, world.M)] == 5_000_000 * 3 // 9  # X2 brought 3 of the 9 million traced in
+    multi = [f for f in preserved["trace"]["flows"] if f.get("inputs")]
+    assert {f["txid"] for f in multi} == {world.txids["t2"], world.txids["t3"]}
+    for flow in multi:  # every input address of a multi-input spend has its edge (E brought nothing: value 0)
+        for i in flow["inputs"]:
+            assert (i["address"], flow["to"]) in edges or i["address"] == flow["to"], (i, flow["to"])
+    assert edges[(world.E, world.S)] == 0
+    seeds = [n for n in graph["nodes"] if n["seed"]]
+    assert {n["id"] for n in seeds} == {world.R, world.X2}
+    assert all(any(e["source"] == n["id"] for e in graph["edges"]) for n in seeds)  # no unconnected seed
+
+
+def test_case_graph_starts_from_the_preserved_trace(agency, signed_in, world) -> None:
+    # preserved with poison and 2 owner hops: the graph shows its amounts, not those of a fresh trace with
+    # the graph's defaults (haircut), and its hop control and policy start at the preserved ones
+    preserved = _preserve(agency, [world.R], policy="poison", max_hops=2)
+    cyber = agency.cases["cyber"]
+    page = signed_in("ivo").get(f"/cases/{cyber}").text
+    data = _preserved_graph(page)
+    assert data["evidence"] == preserved["id"] and data["policy"] == "poison" and data["max_hops"] == 2
+    assert re.search(r'id="trace-hops"[^>]*value="2"', page)
+    assert re.search(r'<option value="poison" selected>', page)
+    assert f"preserved trace {preserved['id']}" in page
+    nodes = {n["id"]: n for n in data["graph"]["nodes"]}
+    subjects = agency.client.get(f"/api/cases/{cyber}", headers=agency.headers("ivo")).json()["subjects"]
+    amounts = {s["value"]: s["amount"] for s in subjects if s["amount"]}
+    fresh = agency.client.post("/api/traces", headers=agency.headers("ivo"),
+                               json={"chain": "btc", "seeds": [world.R]}).json()
+    fresh_at = {e["address"]: e["tainted_value"] for e in fresh["endpoints"]}
+    for service in (world.M, world.G):  # the mixer and the casino: attributed services
+        kept = next(e for e in preserved["trace"]["endpoints"] if e["address"] == service)
+        assert nodes[service]["tainted"] == kept["tainted_value"] == amounts[service]
+        assert nodes[service]["entity"] == kept["entity"] and nodes[service]["reason"] == "service"
+    assert fresh_at[world.G] != nodes[world.G]["tainted"]  # what a fresh default trace would have shown
+    # the hop profile explains a graph traced to fewer hops: the mixer and the casino, 2 owner hops out,
+    # lie beyond 1 (what a 1-hop graph leaves out of the case's amounts)
+    assert data["profile"]["deepest"] == 2
+    assert [(e["address"], e["hops"]) for e in preserved["trace"]["endpoints"] if e["hops"] > 1] == \
+        [(world.M, 2), (world.G, 2)]
+    assert data["profile"]["beyond"]["native"][1] == str(5_000_000 + 990_000)
+
+
+def test_case_graph_refuses_a_preserved_trace_that_fails_its_hash(agency, signed_in, world) -> None:
+    preserved = _preserve(agency, [world.R])
+    bag = agency.home / "evidence" / preserved["id"] / "data" / "trace.json"
+    bag.write_text(bag.read_text().replace('"poison"', '"poison" ').replace('"haircut"', '"haircut" '))
+    page = signed_in("ivo").get(f"/cases/{agency.cases['cyber']}").text
+    assert "data-preserved=" not in page
+    assert "does not match its preserved hash" in page and preserved["id"] in page
+
+
+def test_case_graph_without_preserved_evidence_traces_from_the_subjects(agency, signed_in, world) -> None:
+    page = signed_in("ivo").get(f"/cases/{agency.cases['cyber']}").text
+    assert "data-preserved=" not in page and world.R in page
+    assert "Press <strong>Trace the funds</strong>" in page

@@ -5,8 +5,10 @@
     app = create_app(Path(".fundtrail"))
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
-Routers, one per noun, live in :mod:`fundtrail.api.routers`; the dashboard's pages in
-:mod:`fundtrail.web`. Errors become problem-details answers in :mod:`fundtrail.api.errors`.
+Routers, one per noun, live in :mod:`fundtrail.api.routers` (the cooperation and TAXII 2.1 routes among
+them); the dashboard's pages in :mod:`fundtrail.api.pages` and :mod:`fundtrail.api.casepages`, their
+templates and assets in :mod:`fundtrail.web`. Errors become problem-details answers in
+:mod:`fundtrail.api.errors`.
 """
 
 from __future__ import annotations
@@ -15,16 +17,60 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from fundtrail import __version__
+from fundtrail.api import casepages, pages
 from fundtrail.api.documents import DocumentCache
 from fundtrail.api.errors import install_error_handlers
 from fundtrail.api.jobs import JobManager
+from fundtrail.api.pages import install as install_dashboard
+from fundtrail.api.routers import (
+    alerts as alerts_routes,
+)
+from fundtrail.api.routers import (
+    audit as audit_routes,
+)
+from fundtrail.api.routers import (
+    auth as auth_routes,
+)
+from fundtrail.api.routers import (
+    cases as cases_routes,
+)
+from fundtrail.api.routers import (
+    chain as chain_routes,
+)
+from fundtrail.api.routers import (
+    cooperation as cooperation_routes,
+)
+from fundtrail.api.routers import (
+    evidence as evidence_routes,
+)
+from fundtrail.api.routers import (
+    recovery as recovery_routes,
+)
+from fundtrail.api.routers import (
+    requests as requests_routes,
+)
+from fundtrail.api.routers import (
+    subjects as subjects_routes,
+)
+from fundtrail.api.routers import (
+    taxii as taxii_routes,
+)
+from fundtrail.api.routers import (
+    traces as traces_routes,
+)
+from fundtrail.api.routers import (
+    users as users_routes,
+)
+from fundtrail.api.routers import (
+    watches as watches_routes,
+)
 from fundtrail.api.schemas import Problem
 from fundtrail.api.state import ApiSettings, ApiState
 from fundtrail.api.stores import ChainAccess
@@ -55,15 +101,23 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
-    # Everything comes from the service itself: no outside scripts, styles, fonts or connections.
-    (b"content-security-policy", b"default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    # Everything comes from the service itself: no outside scripts, styles, fonts or connections, and no
+    # inline scripts or event handlers (the dashboard's scripts are files under /static).
+    (b"content-security-policy", b"default-src 'self'; script-src 'self'; "
                                  b"style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
                                  b"connect-src 'self'; frame-ancestors 'none'; form-action 'self'"),
 ]
 
+NO_STORE = (b"cache-control", b"no-store")
+"""Sent with every answer but static assets: case data must not stay in a browser's or proxy's cache."""
+
+STATIC_PREFIX = "/static/"
+"""Where the static assets (scripts, styles, vendored libraries) are served; they may be cached."""
+
 
 class SecurityHeaders:
-    """ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP answer."""
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP answer, and :data:`NO_STORE` (in
+    place of any other ``Cache-Control``) to every answer outside :data:`STATIC_PREFIX`."""
 
     def __init__(self, app: Any) -> None:  # noqa: D107
         self.app = app
@@ -72,10 +126,17 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        extra = list(SECURITY_HEADERS)
+        cacheable = scope.get("path", "").startswith(STATIC_PREFIX)
+        if not cacheable:
+            extra.append(NO_STORE)
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                headers = message.get("headers", [])
+                if not cacheable:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                message["headers"] = [*headers, *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -116,34 +177,43 @@ def create_app(home: Path, settings: ApiSettings | None = None, *, auth: Any = N
 
 
 def _include_routers(app: FastAPI) -> None:
-    import importlib
-
-    for name in ROUTERS:
-        try:
-            module = importlib.import_module(f"fundtrail.api.routers.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"fundtrail.api.routers.{name}":
-                raise
-            continue
+    for module in ROUTERS:
         app.include_router(module.router, prefix=API_PREFIX)
-    importlib.import_module("fundtrail.sharing.api").install(app)  # cooperation and TAXII 2.1 endpoints
-    from fundtrail.web.pages import install as install_dashboard
-
-    install_dashboard(app)
+    app.include_router(cooperation_routes.router)  # partner agencies' signed calls, under /api/cooperation
+    app.include_router(taxii_routes.router)  # TAXII 2.1, under /taxii2
+    app.include_router(watches_routes.router)  # partners' shared watches and alerts, under /api/cooperation
+    install_dashboard(app, [*pages.PAGES, *casepages.PAGES])
     app.add_api_route("/docs", api_documentation, methods=["GET"], include_in_schema=False)
+
+
+API_DOCUMENTATION = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>FundTrail API</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/vendor/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui" data-openapi-url="/openapi.json"></div>
+<script src="/static/vendor/swagger-ui-bundle.js"></script>
+<script src="/static/swagger-init.js"></script>
+</body>
+</html>
+"""
+"""The interactive API documentation page: Swagger UI started by a script file (no inline script)."""
 
 
 async def api_documentation() -> HTMLResponse:
     """The interactive API documentation (Swagger UI, served from the package: no outside network)."""
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="FundTrail API",
-                               swagger_js_url="/static/vendor/swagger-ui-bundle.js",
-                               swagger_css_url="/static/vendor/swagger-ui.css",
-                               swagger_favicon_url="data:,")
+    return HTMLResponse(API_DOCUMENTATION)
 
 
 API_PREFIX = "/api"
 """Where the API's routes live; the dashboard's pages are at the root."""
 
-ROUTERS = ["auth", "users", "chain", "traces", "cases", "subjects", "evidence", "requests", "recovery",
-           "audit"]
+ROUTERS: list[ModuleType] = [auth_routes, users_routes, chain_routes, traces_routes, cases_routes,
+                             subjects_routes, evidence_routes, requests_routes, recovery_routes, audit_routes,
+                             alerts_routes]
 """The routers, one module per noun, in the order of the OpenAPI document."""

@@ -19,12 +19,14 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from fundtrail.api.access import Principal
+from fundtrail.api.casework import CaseWork
 from fundtrail.api.errors import TooManyRequests, Unauthenticated
 from fundtrail.api.state import ApiSettings, OidcSettings
 from fundtrail.errors import InputError, NotFoundError, PermissionDeniedError
@@ -115,7 +117,7 @@ class _Throttle:
 class AuthService:
     """Passwords, tokens and sign-ins on the case database (see :mod:`fundtrail.api.models`)."""
 
-    def __init__(self, cases: Any, settings: ApiSettings) -> None:
+    def __init__(self, cases: CaseWork, settings: ApiSettings) -> None:
         self.cases = cases
         self.settings = settings
         self._cache: dict[str, _Cached] = {}
@@ -285,3 +287,47 @@ class OidcVerifier:
 
 
 __all__ = ["AuthService", "OidcVerifier", "Passwords", "hash_token"]
+
+
+class Credentials:
+    """The operator's service for the users' API tokens and passwords of a home (``fundtrail token``, the
+    demo): the authentication service on a case database connection of its own. Use it as a context
+    manager; it closes the connection."""
+
+    def __init__(self, home: Path, settings: ApiSettings | None = None) -> None:
+        self.cases = CaseWork.open(home)
+        self.auth = AuthService(self.cases, settings or ApiSettings())
+
+    def __enter__(self) -> Credentials:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the case database connection."""
+        self.cases.close()
+
+    def has_user(self, username: str) -> bool:
+        """True when the home has this user."""
+        return self.cases.user(username) is not None
+
+    def has_password(self, username: str) -> bool:
+        """True when the user has a password set."""
+        return self.cases.password_hash(username) is not None
+
+    def issue(self, username: str, *, name: str, lifetime: timedelta) -> tuple[str, dict[str, Any]]:
+        """A new API token for ``username``: ``(token, info)``; the token is shown this once."""
+        return self.auth.issue(username, name=name, kind="api", lifetime=lifetime)
+
+    def list_tokens(self, username: str | None) -> tuple[list[dict[str, Any]], int]:
+        """Every token and session (of one user, or of all), never their secrets."""
+        return self.cases.list_tokens(username, limit=10_000, offset=0)
+
+    def revoke(self, token_id: str) -> dict[str, Any]:
+        """Revoke any token (the operator acts for the agency)."""
+        return self.cases.revoke_token(token_id, owner=None)
+
+    def set_password(self, username: str, password: str) -> None:
+        """Set a user's password (at least 12 characters); revokes their sessions."""
+        self.auth.set_password(username, password)

@@ -92,7 +92,8 @@ class CaseWork:
     # ------------------------------------------------------------------ users
 
     def _user(self, session: Any, username: str) -> User | None:
-        return session.scalar(select(User).where(User.username == username))
+        user: User | None = session.scalar(select(User).where(User.username == username))
+        return user
 
     def user(self, username: str) -> Principal | None:
         """The active user named ``username``, as a principal; None when unknown or inactive."""
@@ -293,7 +294,7 @@ def next_deadlines(ctx: Context, case_ids: list[int]) -> dict[int, dict[str, Any
 def audit_trail(ctx: Context, case_number: str, *, limit: int, offset: int
                 ) -> tuple[list[dict[str, Any]], int]:
     """A page of the audit records of a case, oldest first, and how many there are."""
-    from fundtrail.cases.models import AuditRecord
+    from fundtrail.audit.models import AuditRecord
 
     where = AuditRecord.case_number == case_number
     total = ctx.session.execute(select(func.count()).select_from(AuditRecord).where(where)).scalar_one()

@@ -3,23 +3,28 @@ the reason for an access, and analyses bounded in time (202 + job when they take
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from fundtrail.api.access import Action, Principal, check
+from fundtrail.api.access import AnyAction, Principal, check
 from fundtrail.api.errors import FieldError, Unauthenticated
 from fundtrail.api.schemas import MAX_PAGE
 from fundtrail.api.state import ApiState
 from fundtrail.errors import InputError
 
+if TYPE_CHECKING:
+    from fundtrail.api.casework import CaseWork
+
 SESSION_COOKIE = "fundtrail_session"
 CSRF_HEADER = "X-Requested-With"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+T = TypeVar("T")
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"At most this many items (1 to {MAX_PAGE}).")]
 Offset = Annotated[int, Query(ge=0, le=10**9, description="Items to skip.")]
@@ -27,10 +32,11 @@ Offset = Annotated[int, Query(ge=0, le=10**9, description="Items to skip.")]
 
 def api_state(request: Request) -> ApiState:
     """The state of the app serving ``request``."""
-    return request.app.state.fundtrail
+    state: ApiState = request.app.state.fundtrail
+    return state
 
 
-def _credentials(request: Request) -> tuple[str | None, str]:
+def _credentials(request: Request, *, csrf: bool = True) -> tuple[str | None, str]:
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
@@ -40,7 +46,7 @@ def _credentials(request: Request) -> tuple[str | None, str]:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         # Cookies travel with cross-site requests; a custom header cannot without CORS, which is off.
-        if request.method not in SAFE_METHODS and not request.headers.get(CSRF_HEADER):
+        if csrf and request.method not in SAFE_METHODS and not request.headers.get(CSRF_HEADER):
             raise Unauthenticated(f"changes signed in by cookie need the {CSRF_HEADER} header")
         return cookie, "session"
     return None, "none"
@@ -48,7 +54,7 @@ def _credentials(request: Request) -> tuple[str | None, str]:
 
 def request_principal(request: Request) -> Principal:
     """The signed-in user (bearer token or session cookie); 401 when there is none or it is not valid."""
-    cached = getattr(request.state, "principal", None)
+    cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
     token, via = _credentials(request)
@@ -63,7 +69,7 @@ def request_principal(request: Request) -> Principal:
 
 async def current_principal(request: Request) -> Principal:
     """:func:`request_principal` for routes: a token checked recently costs no database call nor thread."""
-    cached = getattr(request.state, "principal", None)
+    cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
     token, via = _credentials(request)
@@ -76,6 +82,20 @@ async def current_principal(request: Request) -> Principal:
     return principal
 
 
+def signed_out_principal(request: Request) -> Principal | None:
+    """The signed-in user (bearer token or session cookie) of a sign-out, or None.
+
+    Unlike :func:`request_principal`, a cookie needs no CSRF header here: the dashboard's sign-out is a
+    plain form, ending a session only takes access away, and the SameSite=Strict cookie is not sent with
+    requests from other sites.
+    """
+    try:
+        token, via = _credentials(request, csrf=False)
+    except Unauthenticated:
+        return None
+    return api_state(request).auth.principal_for_token(token, via=via) if token else None
+
+
 def optional_principal(request: Request) -> Principal | None:
     """The signed-in user, or None (for pages that show a sign-in form instead)."""
     try:
@@ -84,7 +104,7 @@ def optional_principal(request: Request) -> Principal | None:
         return None
 
 
-def allowed(action: Action) -> Callable[..., Principal]:
+def allowed(action: AnyAction) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the signed-in user, when their role allows ``action`` (403 otherwise)."""
 
     async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
@@ -178,7 +198,7 @@ class CaseAccess:
         self.header_reason = header_reason
         route = request.scope.get("route")
         self.operation_id = operation_id or getattr(route, "operation_id", None) or request.url.path
-        self.cases = api_state(request).cases
+        self.cases: CaseWork = api_state(request).cases
 
     def _call(self, reason: str | None, case: str | None) -> Any:
         from fundtrail.api.casework import CaseCall
@@ -195,21 +215,21 @@ class CaseAccess:
             self.cases._refused(self.principal, call, error)
             raise
 
-    def read(self, work: Callable[[Any], Any], *, case: str | None = None) -> Any:
+    def read(self, work: Callable[[Any], T], *, case: str | None = None) -> T:
         """Run a read; the reason (``X-Reason``) is optional."""
         call = self._call(self.header_reason, case)
         self._check(call)
         return self.cases.run(self.principal, call, work)
 
-    def write(self, work: Callable[[Any, str], Any], *, case: str | None = None,
-              body_reason: str | None = None) -> Any:
+    def write(self, work: Callable[[Any, str], T], *, case: str | None = None,
+              body_reason: str | None = None) -> T:
         """Run a change; a reason (body ``reason`` or ``X-Reason``) is required and passed to ``work``."""
         self._check(self._call(body_reason or self.header_reason, case))
         reason = write_reason(body_reason, self.header_reason)
         return self.cases.run(self.principal, self._call(reason, case), lambda ctx: work(ctx, reason))
 
 
-def case_data(action: Any) -> Callable[..., CaseAccess]:
+def case_data(action: Any) -> Callable[..., Awaitable[CaseAccess]]:
     """A dependency: :class:`CaseAccess` for routes doing ``action`` on case data."""
 
     async def dependency(request: Request, principal: Annotated[Principal, Depends(current_principal)],

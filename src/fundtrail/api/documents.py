@@ -1,8 +1,4 @@
-"""Documents the API serves that the CLI composes too: the address document, and a cache for it.
-
-The address document is built exactly as ``fundtrail address`` builds it: the store's activity look-up,
-then every enricher that the layers registered (cluster, tags, sanctions, exposure, risk).
-"""
+"""Documents the API serves: the address document (:mod:`fundtrail.analysis.profile`), and a cache for it."""
 
 from __future__ import annotations
 
@@ -14,24 +10,13 @@ from typing import Any
 
 import orjson
 
+from fundtrail.analysis import profile
 from fundtrail.store import ChainStore
-from fundtrail.store.lookups import address_activity
-
-
-def address_enrichers() -> list[Any]:
-    """The enrichers of the address document, as the CLI registers them."""
-    import fundtrail.cli.main  # noqa: F401  (registering the command modules registers the enrichers)
-    from fundtrail.cli.lookup import ADDRESS_ENRICHERS
-
-    return list(ADDRESS_ENRICHERS)
 
 
 def address_document(store: ChainStore, home: Path, chain: str, address: str) -> dict[str, Any]:
-    """The ``fundtrail address --format json`` document of ``address``."""
-    doc = address_activity(store, chain, address)
-    for enrich in address_enrichers():
-        enrich(store, home, doc)
-    return doc
+    """The ``fundtrail address --format json`` document of ``address`` (the address profile service)."""
+    return profile.address_document(store, home, chain, address)
 
 
 class DocumentCache:

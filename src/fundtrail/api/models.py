@@ -16,7 +16,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from fundtrail.cases.models import Base, User, UTCDateTime, utcnow
+from fundtrail.cases.models import User
+from fundtrail.db_base import Base, UTCDateTime, utcnow
 
 
 class ApiCredential(Base):

@@ -2,14 +2,33 @@
 
 Amounts are strings of base units (exact integers), as everywhere in FundTrail. Response documents that
 the analysis services build declare their main fields and allow more (``extra="allow"``), so that a
-service adding a field does not break the API.
+service adding a field does not break the API. Their parts (a trace's flows, an address's sections, a
+case's subjects ...) are ``TypedDict``s: the OpenAPI document says what each holds, and the JSON stays
+exactly what the service built (a key the service leaves out stays out, instead of becoming ``null``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from datetime import date, datetime
+from typing import Any, Generic, Literal, NotRequired, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, with_config
+from typing_extensions import TypedDict
+
+from fundtrail.analysis.paths import PATH_LIMIT
+from fundtrail.analysis.tracing.params import (
+    ASSET_LENGTH_LIMIT,
+    DEFAULT_HUB_DEGREE,
+    DEFAULT_MAX_HOPS,
+    DEFAULT_MAX_STEPS,
+    HUB_DEGREE_LIMIT,
+    MAX_HOPS_LIMIT,
+    MAX_STEPS_LIMIT,
+    MIN_VALUE_LIMIT,
+    TIME_LIMIT,
+    TraceParams,
+)
+from fundtrail.domain.taint import Direction, TaintPolicy
 
 T = TypeVar("T")
 
@@ -18,6 +37,358 @@ MAX_PAGE = 500
 
 Amount = str
 """An exact amount: a string of base units (satoshi, wei)."""
+
+When = datetime | date | str
+"""A time or date (ISO 8601 in the JSON)."""
+
+
+OPEN = ConfigDict(extra="allow")
+"""Parts of documents keep keys they do not declare (a service may add one)."""
+
+# ------------------------------------------------------------------------------------------ document parts
+
+
+@with_config(OPEN)
+class TraceParameters(TypedDict):
+    """The options a trace ran with (:class:`fundtrail.analysis.tracing.TraceParams`)."""
+
+    direction: str
+    policy: str
+    max_hops: int
+    max_steps: int
+    min_value: Amount
+    since: int | None
+    until: int | None
+    asset: str | None
+    stop_at_services: bool
+    hub_degree: int
+    follow_change: bool
+
+
+@with_config(OPEN)
+class TraceEndpoint(TypedDict):
+    """Where traced value rests or where the trace stopped, with who is behind it."""
+
+    address: str | None
+    txid: str | None
+    asset: str
+    cluster: str | None
+    entity: str | None
+    category: str | None
+    jurisdiction: str | None
+    tainted_value: Amount
+    hops: int
+    reason: str
+
+
+@with_config(OPEN)
+class FlowInput(TypedDict):
+    """One input of a multi-input transaction a flow leaves (``value`` and ``address`` are null when the
+    store lacks the output it spends); ``tainted_value`` is the traced value it brought."""
+
+    input: int
+    address: str | None
+    value: Amount | None
+    tainted_value: Amount
+
+
+TraceFlow = TypedDict("TraceFlow", {
+    "txid": str,
+    "from": str | None,
+    "to": str | None,
+    "asset": str,
+    "value": Amount,
+    "tainted_value": Amount,
+    "hop": int,
+    "step": int,
+    "same_owner": NotRequired[str],
+    "output": NotRequired[int],
+    "input": NotRequired[int],
+    "index": NotRequired[int],
+    "kind": NotRequired[str],
+    "inputs": NotRequired[list[FlowInput]],
+    "evidence": list[str],
+})
+"""One movement of traced value: ``hop`` counts owner hand-overs, ``step`` transactions (or transfers);
+``same_owner`` names the rule (change, peel_chain, cluster) that kept a step inside one owner; ``output``
+(UTXO forward), ``input`` (UTXO backward) or ``index`` and ``kind`` (account transfers) place it;
+``inputs`` (UTXO forward, a transaction with several inputs) lists every input, ``from`` being the one
+that brought the most traced value."""
+TraceFlow.__pydantic_config__ = OPEN  # type: ignore[attr-defined]  # with_config, functional form
+
+
+@with_config(OPEN)
+class TraceStop(TypedDict):
+    """An endpoint where the trace was cut short (a service, a hub, a CoinJoin, a limit)."""
+
+    address: NotRequired[str | None]
+    txid: NotRequired[str]
+    reason: str
+    asset: str
+    tainted_value: Amount
+    hops: int
+    degree: NotRequired[int]
+    entity: NotRequired[str | None]
+    category: NotRequired[str | None]
+
+
+@with_config(OPEN)
+class AssetTotals(TypedDict):
+    """Per asset: value seeded, at endpoints (and by reason), paid as fees, counted twice (overlap)."""
+
+    seeded: Amount
+    endpoints: Amount
+    fees: Amount
+    overlap: Amount
+    by_reason: dict[str, Amount]
+
+
+@with_config(OPEN)
+class TraceTotals(TypedDict):
+    """Counts, and totals per asset."""
+
+    flows: int
+    endpoints: int
+    stopped: int
+    assets: dict[str, AssetTotals]
+
+
+@with_config(OPEN)
+class ClusterSection(TypedDict):
+    """The cluster of an address: its id, naming address, size and why."""
+
+    cluster_id: int
+    address: str | None
+    size: int
+    reason: str | None
+
+
+@with_config(OPEN)
+class TagDoc(TypedDict, total=False):
+    """An attribution tag: what it says, how sure, where from, and whether it applies through the cluster."""
+
+    chain: str
+    address: str
+    label: str | None
+    category: str | None
+    abuse: str | None
+    actor: str | None
+    entity: str | None
+    jurisdiction: str | None
+    confidence: str | None
+    confidence_level: int | None
+    source: str | None
+    tagpack: str | None
+    tagpack_title: str | None
+    lastmod: When | None
+    via_cluster: bool
+    cluster_addresses: int | None
+    how: str
+
+
+@with_config(OPEN)
+class SanctionMatch(TypedDict, total=False):
+    """A sanctions-list entry that names the address."""
+
+    chain: str
+    address: str
+    address_as_listed: str
+    list_name: str
+    asset_code: str | None
+    source: str | None
+    first_listed_on: When | None
+    last_listed_on: When | None
+    latest_snapshot: When | None
+    is_listed: bool
+    is_valid: bool
+    problem: str | None
+    same_chain: bool
+
+
+@with_config(OPEN)
+class SanctionsSection(TypedDict):
+    """Whether the address is on a sanctions list now, and every entry that ever named it."""
+
+    sanctioned: bool
+    matches: list[SanctionMatch]
+
+
+@with_config(OPEN)
+class CategoryExposure(TypedDict):
+    """Value to or from one category of counterparty, its share, how many counterparties."""
+
+    value: Amount
+    share: float
+    counterparties: int
+
+
+@with_config(OPEN)
+class SideExposure(TypedDict):
+    """Received or sent: the total and its part per category."""
+
+    total: Amount
+    by_category: dict[str, CategoryExposure]
+
+
+@with_config(OPEN)
+class AssetExposure(TypedDict):
+    """Exposure of one asset, received and sent."""
+
+    received: SideExposure
+    sent: SideExposure
+
+
+@with_config(OPEN)
+class IndirectExposure(TypedDict, total=False):
+    """Exposure found by tracing each way (whether it ran, and how); the other keys are assets
+    (an :class:`AssetExposure` each)."""
+
+    available: bool
+    reason: str
+    policy: str
+    max_hops: int
+    min_hops: int
+
+
+@with_config(OPEN)
+class ExposureSection(TypedDict):
+    """Direct exposure per asset, and indirect exposure (by tracing)."""
+
+    direct: dict[str, AssetExposure]
+    indirect: IndirectExposure
+
+
+@with_config(OPEN)
+class RiskEvidence(TypedDict, total=False):
+    """One fact behind an indicator (empty fields are left out)."""
+
+    kind: str
+    description: str
+    txid: str
+    height: int
+    address: str
+    counterparty: str
+    value: Amount
+    asset: str
+    category: str
+    label: str
+    source: str
+    confidence: int | float
+    share: float
+
+
+@with_config(OPEN)
+class FiredIndicator(TypedDict):
+    """A risk indicator that fired, with its evidence."""
+
+    id: str
+    title: str
+    description: str
+    source: str
+    section: str
+    weight: int | float
+    floor: str
+    summary: str
+    occurrences: int
+    parameters: dict[str, Any]
+    evidence: list[RiskEvidence]
+
+
+@with_config(OPEN)
+class RiskSection(TypedDict):
+    """The risk of an address: level, score, the indicators that fired, why, and notes."""
+
+    level: str
+    score: int | float
+    indicators: list[FiredIndicator]
+    explanation: list[str]
+    notes: NotRequired[list[str]]
+
+
+@with_config(OPEN)
+class SubjectDoc(TypedDict, total=False):
+    """A subject of a case, as the case shows it."""
+
+    id: int
+    kind: str
+    chain: str | None
+    value: str
+    label: str | None
+    role: str | None
+    asset: str | None
+    amount: Amount | None
+    details: Any
+    evidence: str | None
+    source: str | None
+    added_at: When | None
+
+
+@with_config(OPEN)
+class EvidenceRef(TypedDict, total=False):
+    """An evidence item of a case, as the case lists it."""
+
+    id: str
+    title: str
+    version: int
+    supersedes: str | None
+    tagmanifest_sha256: str
+    created_at: When | None
+
+
+@with_config(OPEN)
+class RequestRef(TypedDict, total=False):
+    """A legal request of a case, as the case lists it."""
+
+    number: str
+    type: str
+    state: str
+    recipient: str
+    answer_due: When | None
+    hold_until: When | None
+
+
+@with_config(OPEN)
+class LedgerRef(TypedDict, total=False):
+    """A recovery-ledger entry of a case, as the case lists it."""
+
+    id: int
+    kind: str
+    chain: str
+    asset: str
+    amount: Amount
+    jurisdiction: str | None
+
+
+@with_config(OPEN)
+class EvidenceSignature(TypedDict, total=False):
+    """The agency's Ed25519 signature of the package's tag manifest."""
+
+    algorithm: str
+    key_id: str
+    public_key: str
+    value: str
+    signed_file: str
+
+
+@with_config(OPEN)
+class CustodyDoc(TypedDict, total=False):
+    """A chain-of-custody event: what happened to the evidence, who, when and why."""
+
+    event: str
+    actor: str
+    at: When | None
+    reason: str | None
+    details: Any
+
+
+@with_config(OPEN)
+class FileProblem(TypedDict, total=False):
+    """A file of an evidence package that does not match its manifest."""
+
+    path: str
+    problem: str
+    expected: str | None
+    found: str | None
 
 
 class Open(BaseModel):
@@ -195,11 +566,11 @@ class AddressDocument(Open):
     first_seen: int | None
     last_seen: int | None
     assets: list[AssetActivity]
-    cluster: dict[str, Any] | None = None
-    tags: list[dict[str, Any]] | None = None
-    sanctions: dict[str, Any] | None = None
-    exposure: dict[str, Any] | None = None
-    risk: dict[str, Any] | None = None
+    cluster: ClusterSection | None = None
+    tags: list[TagDoc] | None = None
+    sanctions: SanctionsSection | None = None
+    exposure: ExposureSection | None = None
+    risk: RiskSection | None = None
 
 
 class RiskDocument(Open):
@@ -209,7 +580,7 @@ class RiskDocument(Open):
     address: str
     level: str
     score: float | int
-    indicators: list[dict[str, Any]]
+    indicators: list[FiredIndicator]
     notes: list[str]
 
 
@@ -218,7 +589,7 @@ class TagsDocument(BaseModel):
 
     chain: str
     address: str
-    tags: list[dict[str, Any]]
+    tags: list[TagDoc]
 
 
 class TagPackInfo(Open):
@@ -268,29 +639,37 @@ class TransactionDocument(Open):
 # ------------------------------------------------------------------------------------------ traces
 
 
+HOPS_DESCRIPTION = ("Owner hops: hand-overs between owners. A spend to the sender's own change (a detected "
+                    "change output, the next step of a peel chain, the sender's co-spend cluster) uses none.")
+STEPS_DESCRIPTION = "Transactions (UTXO) or transfers (accounts) to follow at most, whoever owns them."
+
+
 class TraceOptions(Strict):
-    """What to trace and how; values in base units, times in Unix seconds."""
+    """What to trace and how; values in base units, times in Unix seconds. The limits are those of
+    :class:`fundtrail.analysis.tracing.TraceParams`, which the options become."""
 
     chain: str = Field(min_length=1, max_length=16, examples=["btc"])
     seeds: list[str] = Field(min_length=1, max_length=100,
                              description="Addresses, txids or txid:n outputs to trace from.")
     direction: Literal["forward", "backward"] = "forward"
     policy: Literal["haircut", "poison", "fifo"] = "haircut"
-    max_hops: int = Field(default=6, ge=0, le=50)
-    min_value: int = Field(default=0, ge=0, le=10**38 - 1)
-    since: int | None = Field(default=None, ge=0, le=2**40)
-    until: int | None = Field(default=None, ge=0, le=2**40)
-    asset: str | None = Field(default=None, max_length=100)
+    max_hops: int = Field(default=DEFAULT_MAX_HOPS, ge=0, le=MAX_HOPS_LIMIT, description=HOPS_DESCRIPTION)
+    max_steps: int = Field(default=DEFAULT_MAX_STEPS, ge=1, le=MAX_STEPS_LIMIT, description=STEPS_DESCRIPTION)
+    min_value: int = Field(default=0, ge=0, le=MIN_VALUE_LIMIT)
+    since: int | None = Field(default=None, ge=0, le=TIME_LIMIT)
+    until: int | None = Field(default=None, ge=0, le=TIME_LIMIT)
+    asset: str | None = Field(default=None, max_length=ASSET_LENGTH_LIMIT)
     stop_at_services: bool = True
-    hub_degree: int = Field(default=500, ge=1, le=1_000_000)
+    hub_degree: int = Field(default=DEFAULT_HUB_DEGREE, ge=1, le=HUB_DEGREE_LIMIT)
     follow_change: bool = True
 
-    def trace_arguments(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`fundtrail.analysis.tracing.trace_funds`."""
-        return {"direction": self.direction, "policy": self.policy, "max_hops": self.max_hops,
-                "min_value": self.min_value, "since": self.since, "until": self.until, "asset": self.asset,
-                "stop_at_services": self.stop_at_services, "hub_degree": self.hub_degree,
-                "follow_change": self.follow_change}
+    def trace_params(self) -> TraceParams:
+        """The options as the one validated value tracing takes."""
+        return TraceParams(direction=Direction(self.direction), policy=TaintPolicy(self.policy),
+                           max_hops=self.max_hops, max_steps=self.max_steps, min_value=self.min_value,
+                           since=self.since, until=self.until, asset=self.asset,
+                           stop_at_services=self.stop_at_services, hub_degree=self.hub_degree,
+                           follow_change=self.follow_change)
 
 
 class TraceRequest(TraceOptions):
@@ -308,11 +687,11 @@ class TraceDocument(Open):
     policy: str
     direction: str
     seeds: list[str]
-    parameters: dict[str, Any]
-    endpoints: list[dict[str, Any]]
-    flows: list[dict[str, Any]]
-    stopped: list[dict[str, Any]]
-    totals: dict[str, Any]
+    parameters: TraceParameters
+    endpoints: list[TraceEndpoint]
+    flows: list[TraceFlow]
+    stopped: list[TraceStop]
+    totals: TraceTotals
 
 
 class PathRequest(Strict):
@@ -321,13 +700,19 @@ class PathRequest(Strict):
     chain: str = Field(min_length=1, max_length=16, examples=["btc"])
     source: str = Field(min_length=1, max_length=200)
     target: str = Field(min_length=1, max_length=200)
-    max_hops: int = Field(default=6, ge=1, le=20)
-    min_value: int = Field(default=0, ge=0, le=10**38 - 1)
-    since: int | None = Field(default=None, ge=0, le=2**40)
-    until: int | None = Field(default=None, ge=0, le=2**40)
-    hub_degree: int = Field(default=500, ge=1, le=1_000_000)
-    limit: int = Field(default=10, ge=1, le=100)
+    max_hops: int = Field(default=DEFAULT_MAX_HOPS, ge=0, le=MAX_HOPS_LIMIT, description=HOPS_DESCRIPTION)
+    max_steps: int = Field(default=DEFAULT_MAX_STEPS, ge=1, le=MAX_STEPS_LIMIT, description=STEPS_DESCRIPTION)
+    min_value: int = Field(default=0, ge=0, le=MIN_VALUE_LIMIT)
+    since: int | None = Field(default=None, ge=0, le=TIME_LIMIT)
+    until: int | None = Field(default=None, ge=0, le=TIME_LIMIT)
+    hub_degree: int = Field(default=DEFAULT_HUB_DEGREE, ge=1, le=HUB_DEGREE_LIMIT)
+    limit: int = Field(default=10, ge=1, le=PATH_LIMIT)
     background: bool = False
+
+    def trace_params(self) -> TraceParams:
+        """The search options as the one validated value path search takes."""
+        return TraceParams(max_hops=self.max_hops, max_steps=self.max_steps, min_value=self.min_value,
+                           since=self.since, until=self.until, hub_degree=self.hub_degree)
 
 
 class PathsDocument(Open):
@@ -397,10 +782,10 @@ class CaseDocument(Open):
     jurisdiction: str
     unit: str
     version: int
-    subjects: list[dict[str, Any]]
-    evidence: list[dict[str, Any]]
-    requests: list[dict[str, Any]]
-    ledger: list[dict[str, Any]]
+    subjects: list[SubjectDoc]
+    evidence: list[EvidenceRef]
+    requests: list[RequestRef]
+    ledger: list[LedgerRef]
 
 
 class CaseCreate(Strict):
@@ -409,8 +794,11 @@ class CaseCreate(Strict):
     title: str = Field(min_length=1, max_length=300)
     severity: Severity = "medium"
     jurisdiction: str | None = Field(default=None, min_length=2, max_length=2,
-                                     description="ISO 3166-1 alpha-2 (default: yours).")
-    unit: str | None = Field(default=None, min_length=1, max_length=200, description="Default: yours.")
+                                     description="ISO 3166-1 alpha-2 (default: yours). Cases are opened in "
+                                                 "your own jurisdiction: another answers 403.")
+    unit: str | None = Field(default=None, min_length=1, max_length=200,
+                             description="Default: yours. Cases are opened in your own unit: another "
+                                         "answers 403.")
     lead_agency: str | None = Field(default=None, max_length=200)
     offence: str | None = Field(default=None, max_length=300)
     summary: str | None = Field(default=None, max_length=20000)
@@ -565,8 +953,8 @@ class EvidenceDocument(Open):
     title: str
     version: int
     tagmanifest_sha256: str
-    signature: dict[str, Any]
-    custody: list[dict[str, Any]]
+    signature: EvidenceSignature
+    custody: list[CustodyDoc]
 
 
 class EvidenceCheckDocument(Open):
@@ -575,7 +963,7 @@ class EvidenceCheckDocument(Open):
     evidence: str
     ok: bool
     signature_ok: bool
-    files: list[dict[str, Any]]
+    files: list[FileProblem]
     problems: list[str]
 
 
@@ -648,10 +1036,32 @@ class AuditRecordDoc(Open):
 
 
 class AuditVerification(Open):
-    """Whether the audit chain is intact, and the first bad record when it is not."""
+    """Whether the audit log is intact, and the first bad record or head when it is not."""
 
     intact: bool
     records: int
-    checkpoints: int
+    root_hash: str
+    signed_heads: int
+    newest_head: dict[str, Any] | None
+    newest_witnessed_head: dict[str, Any] | None
     first_bad_record: int | None
     problem: str | None
+
+
+class AlertDocument(Open):
+    """An alert raised by a watch (the ``fundtrail alerts list --format json`` document), with its drafted
+    freeze request and the request's answer clock."""
+
+    id: int
+    kind: str = Field(description="moved, at_service, sanctioned, mixer or bridge.")
+    chain: str
+    txid: str | None
+    address: str | None
+    entity: str | None
+    jurisdiction: str | None
+    value: str | None = Field(description="Base units (exact, as a string).")
+    watch: int
+    case: str | None
+    at: str
+    request: str | None
+    freeze_due: str | None

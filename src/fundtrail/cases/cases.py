@@ -1,7 +1,10 @@
 """Cases: open, list, show, edit, assign, subjects (with deconfliction), tasks, status, legal hold.
 
 Every change to a case or what it holds bumps the case's version, so two people editing one case at
-once cannot overwrite each other: the second gets a ConflictError (optimistic locking).
+once cannot overwrite each other: the second gets a ConflictError (optimistic locking). Additions that
+overwrite nothing (recovery ledger entries) move the version with :func:`touch_added` instead, which does
+not compare: two of them at once both succeed, and an edit based on the version before them still
+conflicts.
 """
 
 from __future__ import annotations
@@ -9,10 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select
-from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy import func, select, update
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
 from fundtrail.cases.context import Context, case_logger
 from fundtrail.cases.models import (
@@ -37,6 +41,7 @@ from fundtrail.domain.cases import (
     SubjectKind,
     can_reach_case,
     check_case_transition,
+    check_open_case_in,
     normalise_jurisdiction,
     parse_amount,
 )
@@ -45,8 +50,10 @@ from fundtrail.errors import ConflictError, InputError
 
 ASSIGNMENT_ROLES = ("lead", "member")
 
+E = TypeVar("E", bound=Enum)
 
-def _enum(kind: type, text: str, what: str) -> Any:
+
+def _enum(kind: type[E], text: str, what: str) -> E:
     try:
         return kind(text.strip().lower())
     except ValueError:
@@ -57,6 +64,26 @@ def touch(ctx: Context, case: Case) -> None:
     """Mark the case changed (bumps its version: concurrent edits conflict)."""
     case.updated_at = ctx.now
     flag_modified(case, "updated_at")  # an UPDATE even when the time is unchanged: the version must move
+
+
+def touch_added(ctx: Context, case: Case) -> None:
+    """Mark the case changed by an addition that overwrites nothing of it (a ledger entry).
+
+    The version moves in the database itself (``version = version + 1``), without comparing it to the
+    version this transaction read: :func:`touch` compares, so that on PostgreSQL two additions at once
+    made the second fail although neither overwrote anything. The row lock of the UPDATE still orders
+    them, and an edit based on an earlier version still conflicts.
+    """
+    version = ctx.session.execute(
+        update(Case)
+        .where(Case.id == case.id)
+        .values(version=Case.version + 1, updated_at=ctx.now)
+        .returning(Case.version)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    # The session's copy follows, so that a later edit in this transaction compares with the new version.
+    set_committed_value(case, "version", version)
+    set_committed_value(case, "updated_at", ctx.now)
 
 
 def _next_number(ctx: Context, jurisdiction: str, year: int) -> CaseNumber:
@@ -83,12 +110,20 @@ def open_case(
     offence: str | None = None,
     summary: str | None = None,
 ) -> Case:
-    """Open a case numbered JURISDICTION-YEAR-NNNN; the opener is its lead."""
+    """Open a case numbered JURISDICTION-YEAR-NNNN; the opener is its lead.
+
+    Cases are opened in the opener's own unit and jurisdiction (admins may name others): see
+    :func:`~fundtrail.domain.cases.may_open_case_in`.
+    """
     user = ctx.require(Action.OPEN_CASE)
     if not title.strip():
         raise InputError("a case needs a title")
     severity_ = _enum(Severity, severity, "severity")
     jurisdiction = normalise_jurisdiction(jurisdiction or user.jurisdiction)
+    unit = (unit or user.unit).strip()
+    if not unit:
+        raise InputError("a case needs a unit")
+    check_open_case_in(user.username, Role(user.role), user.unit, user.jurisdiction, unit, jurisdiction)
     number = _next_number(ctx, jurisdiction, ctx.now.year)
     settings = agency(ctx)
     case = Case(
@@ -100,7 +135,7 @@ def open_case(
         status=CaseStatus.OPEN.value,
         severity=severity_.value,
         lead_agency=(lead_agency or (settings.name if settings else user.unit)).strip(),
-        unit=(unit or user.unit).strip(),
+        unit=unit,
         offence=offence,
         summary=summary,
         created_by_id=user.id,

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from fundtrail.cases.cases import touch
+from fundtrail.cases.cases import touch_added
 from fundtrail.cases.context import Context, case_logger
 from fundtrail.cases.models import LedgerEntry
 from fundtrail.cases.requests import get_request
@@ -72,7 +72,7 @@ def record_entry(
         recorded_at=ctx.now,
     )
     ctx.session.add(entry)
-    touch(ctx, case)
+    touch_added(ctx, case)  # entries of one case recorded at once must not conflict with each other
     ctx.session.flush()
     ctx.audit(
         "ledger.record",

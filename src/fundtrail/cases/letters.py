@@ -10,7 +10,9 @@ section, or using a field the letter does not have, is an InputError naming it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,6 +24,7 @@ from fundtrail.cases.requests import deadline_book, get_request
 from fundtrail.cases.users import agency
 from fundtrail.domain.cases import format_amount
 from fundtrail.domain.chains import CHAINS
+from fundtrail.domain.deadlines import DeadlineRule, deadlines
 from fundtrail.domain.requests import RequestType
 from fundtrail.errors import InputError
 
@@ -55,7 +58,7 @@ class _Strict(jinja2.StrictUndefined):
     def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise MissingField(str(self._undefined_name))
 
-    __str__ = __iter__ = __len__ = __eq__ = __ne__ = __bool__ = __hash__ = __contains__ = (  # type: ignore
+    __str__ = __iter__ = __len__ = __eq__ = __ne__ = __bool__ = __hash__ = __contains__ = (
         _fail_with_undefined_error
     )
 
@@ -135,6 +138,7 @@ def letter_data(ctx: Context, req: LegalRequest, language: str | None = None) ->
     book = deadline_book(ctx.home)
     rule = book.rule_for(RequestType(req.type), req.instrument, req.agreement)
     ev = req.evidence
+    answer_days, hold_days = _period_wording(req, rule, book.holidays)
     return {
         "today": ctx.now.date().isoformat(),
         "language": language,
@@ -184,15 +188,35 @@ def letter_data(ctx: Context, req: LegalRequest, language: str | None = None) ->
         ),
         "limits": {
             "answer_due": req.answer_due.isoformat() if req.answer_due else None,
-            "answer_days": rule.answer_days,
+            "answer_days": answer_days,
             "business_days": rule.business_days,
             "hold_until": req.hold_until.isoformat() if req.hold_until else None,
-            "hold_days": rule.hold_days,
+            "hold_days": hold_days,
             "hold_business_days": rule.hold_business_days,
             "renewable": rule.renewable,
             "minimum_hold": rule.minimum_hold,
         },
     }
+
+
+def _period_wording(req: LegalRequest, rule: DeadlineRule,
+                    holidays: Iterable[date]) -> tuple[int | None, int | None]:
+    """The answer and hold periods a letter may state beside the request's own dates.
+
+    A request keeps the dates fixed when it was sent (and acknowledged). When the rules changed since,
+    the current periods no longer lead to those dates: the letter then states the dates alone, never a
+    period that contradicts them.
+    """
+    answer_days, hold_days = rule.answer_days, rule.hold_days
+    if req.sent_at is not None:
+        sent = req.sent_at.date()
+        acknowledged = req.acknowledged_at.date() if req.acknowledged_at else None
+        now = deadlines(rule, sent, acknowledged, holidays=holidays)
+        if req.answer_due is not None and now.answer_due != req.answer_due:
+            answer_days = None
+        if req.hold_until is not None and now.hold_until != req.hold_until:
+            hold_days = None
+    return answer_days, hold_days
 
 
 @dataclass(frozen=True)

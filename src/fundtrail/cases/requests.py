@@ -21,6 +21,7 @@ from fundtrail.cases.cases import touch
 from fundtrail.cases.context import Context, case_logger
 from fundtrail.cases.evidence import get_evidence
 from fundtrail.cases.models import Assignment, Case, LegalRequest, RequestTransition, Subject
+from fundtrail.cases.users import agency
 from fundtrail.domain.cases import Action, Role, can_reach_case, normalise_jurisdiction
 from fundtrail.domain.deadlines import (
     DeadlineBook,
@@ -115,7 +116,10 @@ def draft_request(
     rtype = parse_type(request_type)
     if not recipient.strip():
         raise InputError("a request needs a recipient (--to)")
-    rule = deadline_book(ctx.home).rule_for(rtype, instrument, agreement)
+    home = getattr(agency(ctx), "jurisdiction", None)
+    abroad = bool(recipient_jurisdiction and home
+                  and normalise_jurisdiction(recipient_jurisdiction) != normalise_jurisdiction(home))
+    rule = deadline_book(ctx.home).rule_for(rtype, instrument, agreement, abroad=abroad)
     evidence = get_evidence(ctx, evidence_id) if evidence_id else None
     if evidence is not None and evidence.case_id != case.id:
         raise InputError(f"evidence {evidence.id} is not evidence of case {case.number}")

@@ -90,7 +90,7 @@ def build_entities(
 ) -> list[dict[str, Any]]:
     """The case's entities (JSON values), limited to ``categories``; personal fields pseudonymised when a
     key is given."""
-    out: dict[str, EntityProxy] = {}
+    out: dict[str | None, EntityProxy] = {}  # by id: FtM types an entity's id as optional
     with_tags = DataCategory.ATTRIBUTION_TAGS in categories
     holders: dict[str, EntityProxy] = {}
     wallets: dict[tuple[str, str], EntityProxy] = {}
@@ -266,16 +266,18 @@ def check_entities(path: Path, *, pseudonymised: bool) -> tuple[list[FtmItem], f
             if proxy.get("holder"):
                 carried.add(DataCategory.ATTRIBUTION_TAGS)
             chain = _CHAIN_BY_DESCRIPTION.get((proxy.get("blockchain") or [""])[0])
-            address = (proxy.get("cryptoAddress") or proxy.get("publicKey") or [None])[0]
+            addresses = proxy.get("cryptoAddress") or proxy.get("publicKey")
+            address = addresses[0] if addresses else None
             items.append(FtmItem("wallet", proxy.id or "", chain, address, None, data))
         elif schema.name in ("UnknownLink", "Payment"):
             carried.add(DataCategory.TRACES)
+            record_ids = proxy.get("recordId") or proxy.get("transactionNumber")
             items.append(
                 FtmItem(
                     "flow",
                     proxy.id or "",
                     None,
-                    (proxy.get("recordId") or proxy.get("transactionNumber") or [None])[0],
+                    record_ids[0] if record_ids else None,
                     None,
                     data,
                 )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
@@ -61,12 +61,15 @@ INBOX_STATES = {
 """How the inbox names the states of the request state machine (a request arrives ``sent``)."""
 
 
+ItemKind = Literal["address", "transaction"]
+
+
 class SubjectItem(BaseModel):
     """An address or transaction a request is about."""
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["address", "transaction"]
+    kind: ItemKind
     chain: str
     value: str = Field(min_length=1, max_length=300)
     label: str | None = Field(default=None, max_length=300)
@@ -146,7 +149,7 @@ def send_request(
     row = get_agreement(ctx, agreement_name)
     need_addresses(row, ctx)
     subjects = [
-        SubjectItem(kind=s.kind, chain=s.chain, value=s.value, label=s.label)
+        SubjectItem(kind=cast(ItemKind, s.kind), chain=s.chain, value=s.value, label=s.label)  # kind filtered
         for s in req.subjects
         if s.kind in ("address", "transaction") and s.chain
     ]

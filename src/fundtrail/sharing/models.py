@@ -21,7 +21,7 @@ from datetime import date, datetime
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from fundtrail.cases.models import Base, UTCDateTime, utcnow
+from fundtrail.db_base import Base, UTCDateTime, utcnow
 
 
 class SharingAgreement(Base):

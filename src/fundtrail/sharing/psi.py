@@ -131,7 +131,7 @@ class PsiAnswer:
         }
 
 
-def answer_query(held: Iterable[str], request_b64: str) -> PsiAnswer:
+def answer_query(held: Iterable[str], request_b64: object) -> PsiAnswer:
     """Answer a query against the ``held`` item keys, with a fresh server key (the session is set later)."""
     psi = _psi()
     request = psi.Request()

@@ -151,13 +151,13 @@ def assemble(target: TaxiiTarget, pulled: list[dict[str, Any]]) -> Iterator[tupl
         pinned = ((envelope.get("envelope") or {}).get("contents") or {}).get("objects") or {}
         objects = [envelope]
         for oid, digest in sorted(pinned.items()):
-            obj = by_hash.get((oid, digest))
-            if obj is None:
+            found = by_hash.get((oid, digest))
+            if found is None:
                 for candidate in fetch_versions(target, oid):
                     by_hash.setdefault((oid, object_sha256(candidate)), candidate)
-                obj = by_hash.get((oid, digest))
-            if obj is not None:
-                objects.append(obj)
+                found = by_hash.get((oid, digest))
+            if found is not None:
+                objects.append(found)
         package_id = str(envelope.get("id", "")).removeprefix(f"{PACKAGE_TYPE}--")
         yield package_id, objects
 

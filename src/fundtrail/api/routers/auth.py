@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from fundtrail.api.access import Principal
 from fundtrail.api.deps import SESSION_COOKIE, Limit, Offset, User, api_state
 from fundtrail.api.errors import FieldError
 from fundtrail.api.schemas import (
@@ -92,13 +93,19 @@ def login_oidc(request: Request, response: Response, body: OidcLogin) -> dict[st
     return {"token": token, "token_type": "bearer", **_issued(info)}
 
 
+def end_session(request: Request, principal: Principal | None, response: Response) -> None:
+    """Sign out: revoke the session or token ``principal`` signed in with (at once, server-side) and
+    clear the cookie. The API's logout and the dashboard's sign-out both come here."""
+    if principal is not None and principal.token_id is not None:
+        api_state(request).auth.revoke(principal, principal.token_id)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
 @router.post("/auth/logout", operation_id="logout", status_code=204, summary="Sign out")
 def logout(request: Request, user: User) -> Response:
     """End the current session (or revoke the token used) and clear the cookie."""
-    if user.token_id is not None:
-        api_state(request).auth.revoke(user, user.token_id)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    end_session(request, user, response)
     return response
 
 

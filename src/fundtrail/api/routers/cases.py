@@ -50,7 +50,8 @@ def list_cases(access: Annotated[CaseAccess, Depends(case_data(Action.CASE_READ)
              summary="Open a case")
 def create_case(body: CaseCreate, access: Annotated[CaseAccess, Depends(case_data(Action.CASE_CREATE))]
                 ) -> dict[str, Any]:
-    """Open a case numbered JURISDICTION-YEAR-NNNN in your unit (or the one given); you become its lead."""
+    """Open a case numbered JURISDICTION-YEAR-NNNN in your own unit and jurisdiction (naming another
+    answers 403); you become its lead."""
     def work(ctx: Any, reason: str) -> dict[str, Any]:
         case = service.open_case(ctx, body.title, severity=body.severity, jurisdiction=body.jurisdiction,
                                  unit=body.unit, lead_agency=body.lead_agency, offence=body.offence,
@@ -89,7 +90,8 @@ def update_case(number: CaseNumberPath, body: CaseUpdate,
                                 f"not {body.expected_version}: "
                                 "someone else changed it; reload it and try again")
         if fields:
-            case = service.update_case(ctx, number, reason=reason, **fields)
+            case = service.update_case(ctx, number, reason=reason, title=body.title, severity=body.severity,
+                                       offence=body.offence, summary=body.summary)
         if body.status is not None:
             case = service.set_status(ctx, number, body.status, reason=reason)
         return service.case_doc(ctx, case)

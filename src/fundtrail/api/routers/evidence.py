@@ -65,7 +65,7 @@ def preserve(request: Request, number: CaseNumberPath, body: PreserveRequest,
     with state.chain.store() as store:
         # The trace runs before the case's transaction opens, so that it holds no lock meanwhile.
         with about_field("seeds"):
-            trace = trace_funds(store, chain, list(body.seeds), **body.trace_arguments()).to_dict()
+            trace = trace_funds(store, chain, list(body.seeds), body.trace_params()).to_dict()
 
         def work(ctx: Any, reason: str) -> dict[str, Any]:
             preserved = service.preserve_trace(ctx, number, trace, store, title=body.title,

@@ -26,7 +26,9 @@ from fundtrail.errors import InputError
 router = APIRouter(tags=["traces"])
 
 Tracer = Annotated[Principal, Depends(allowed_to(Action.TRACE_RUN))]
-ACCEPTED = {202: {"model": JobAccepted, "description": "Still running: poll the job at `location`."}}
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": JobAccepted, "description": "Still running: poll the job at `location`."},
+}
 
 
 def _chain(chain: str) -> str:
@@ -49,7 +51,7 @@ def create_trace(request: Request, body: TraceRequest, user: Tracer) -> Any:
 
     def work() -> dict[str, Any]:
         with state.chain.store() as store, about_field("seeds"):
-            result = trace_funds(store, chain, list(body.seeds), **body.trace_arguments())
+            result = trace_funds(store, chain, list(body.seeds), body.trace_params())
         return result.to_dict()
 
     return bounded(request, user, "trace", work, background=body.background)
@@ -64,9 +66,7 @@ def create_paths(request: Request, body: PathRequest, user: Tracer) -> Any:
 
     def work() -> dict[str, Any]:
         with state.chain.store() as store, about_field("source"):
-            result = find_paths(store, chain, body.source, body.target, max_hops=body.max_hops,
-                                min_value=body.min_value, since=body.since, until=body.until,
-                                hub_degree=body.hub_degree, limit=body.limit)
+            result = find_paths(store, chain, body.source, body.target, body.trace_params(), limit=body.limit)
         return result.to_dict()
 
     return bounded(request, user, "paths", work, background=body.background)

@@ -114,6 +114,15 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", () => { wireActions(document); wireForms(document); });
+  // Selects with data-autosubmit send their form as soon as a choice is made (the case list's filter).
+  function wireAutosubmit(root) {
+    root.querySelectorAll("select[data-autosubmit]").forEach((select) => {
+      select.addEventListener("change", () => select.form.submit());
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    wireActions(document); wireForms(document); wireAutosubmit(document);
+  });
   window.fundtrailApi = { api, coins, escapeHtml, wireActions, wireForms };
 })();

@@ -37,63 +37,151 @@
     return text.length <= 16 ? text : text.slice(0, 8) + "…" + text.slice(-6);
   }
 
-  // The elements of a trace document: one node per address (or CoinJoin transaction), one edge per
-  // (from, to) pair with the traced value summed.
-  function elementsOf(doc, decimals) {
+  const amount = (value) => { try { return BigInt(value || "0"); } catch (e) { return 0n; } };
+
+  // The senders of a flow with the part of its traced value each brought: every input address of a
+  // multi-input flow (in proportion to the traced value it brought in; the rounding rest goes to `from`),
+  // else `from` with all of it. Mirrors fundtrail.analysis.flowgraph.input_shares.
+  function inputShares(flow) {
+    const total = amount(flow.tainted_value || flow.value);
+    const inputs = (flow.inputs || []).filter((i) => i && i.address);
+    if (!inputs.length) return flow.from ? [[flow.from, total]] : [];
+    const brought = inputs.map((i) => amount(i.tainted_value));
+    const whole = brought.reduce((a, b) => a + b, 0n);
+    const shares = brought.map((b) => (whole ? total * b / whole : 0n));
+    const rest = total - shares.reduce((a, b) => a + b, 0n);
+    if (rest) {
+      let first = inputs.findIndex((i) => i.address === flow.from);
+      if (first < 0) first = brought.indexOf(brought.reduce((a, b) => (b > a ? b : a)));
+      shares[first] += rest;
+    }
+    const merged = new Map();
+    inputs.forEach((i, k) => merged.set(i.address, (merged.get(i.address) || 0n) + shares[k]));
+    return Array.from(merged.entries());
+  }
+
+  // The graph of a trace document: one node per address (or CoinJoin transaction), one edge per
+  // (sender, receiver) pair with the traced value summed; every input of a multi-input flow is a sender.
+  // Mirrors fundtrail.analysis.flowgraph.flow_graph, which builds the graph of a case's preserved trace.
+  function graphOf(doc) {
     const nodes = new Map();
     const edges = new Map();
-    const seeds = new Set(doc.seeds || []);
-    const node = (id, label, extra) => {
-      if (!nodes.has(id)) nodes.set(id, { id, label, kind: "address", ...extra });
+    const node = (id, address, txid) => {
+      if (!nodes.has(id)) {
+        nodes.set(id, { id, address: address || null, txid: txid || null, seed: false, entity: null,
+                        category: null, reason: null, asset: null, tainted: null, hops: null });
+      }
       return nodes.get(id);
     };
-    for (const flow of doc.flows || []) {
-      if (!flow.from || !flow.to || flow.from === flow.to) continue;
-      node(flow.from, short(flow.from), { address: flow.from });
-      node(flow.to, short(flow.to), { address: flow.to });
-      const key = flow.from + ">" + flow.to;
-      const edge = edges.get(key) || { id: "e:" + key, source: flow.from, target: flow.to, value: 0n,
-                                       hop: flow.hop, asset: flow.asset, txids: new Set() };
-      edge.value += BigInt(flow.tainted_value || flow.value || "0");
-      edge.hop = Math.min(edge.hop, flow.hop);
-      edge.txids.add(flow.txid);
-      edges.set(key, edge);
+    const edge = (source, target, asset, value, hop, txid) => {
+      const key = source + ">" + target;
+      const e = edges.get(key) || { id: "e:" + key, source, target, asset, value: 0n, hop, txids: [] };
+      e.value += value;
+      e.hop = Math.min(e.hop, hop);
+      if (txid && !e.txids.includes(txid)) e.txids.push(txid);
+      edges.set(key, e);
+    };
+    const flows = doc.flows || [];
+    for (const flow of flows) {
+      if (!flow.to) continue;
+      for (const [sender, share] of inputShares(flow)) {
+        if (sender === flow.to) continue;
+        node(sender, sender);
+        node(flow.to, flow.to);
+        edge(sender, flow.to, flow.asset || "native", share, flow.hop || 0, flow.txid);
+      }
     }
     for (const end of doc.endpoints || []) {
-      const id = end.address || ("tx:" + end.txid);
-      const n = node(id, short(end.address || end.txid), { address: end.address, txid: end.txid });
-      n.kind = kindOf(end.category, end.reason);
-      n.entity = end.entity;
-      n.category = end.category;
-      n.reason = end.reason;
-      n.tainted = end.tainted_value;
-      if (end.entity) n.label = end.entity + "\n" + short(end.address || end.txid);
-      if (!end.address && end.txid) {
-        for (const flow of doc.flows || []) {
-          if (flow.txid === end.txid && flow.from && !edges.has(flow.from + ">" + id)) {
-            node(flow.from, short(flow.from), { address: flow.from });
-            edges.set(flow.from + ">" + id, { id: "e:" + flow.from + ">" + id, source: flow.from, target: id,
-                                              value: BigInt(end.tainted_value || "0"), hop: end.hops,
-                                              asset: end.asset, txids: new Set([end.txid]) });
+      if (!end.address && !end.txid) continue;
+      const n = node(end.address || ("tx:" + end.txid), end.address, end.txid);
+      Object.assign(n, { entity: end.entity, category: end.category, reason: end.reason, asset: end.asset,
+                         hops: end.hops });
+      n.tainted = amount(n.tainted) + amount(end.tainted_value);
+      if (!end.address) {
+        for (const flow of flows) {
+          if (flow.txid === end.txid && flow.from && !edges.has(flow.from + ">" + n.id)) {
+            node(flow.from, flow.from);
+            edge(flow.from, n.id, end.asset || "native", amount(end.tainted_value), end.hops || 0, end.txid);
           }
         }
       }
     }
-    for (const seed of seeds) {
+    for (const seed of doc.seeds || []) {
       if (seed.includes(":") || /^(0x)?[0-9a-f]{64}$/.test(seed)) continue;  // a transaction, not an address
-      node(seed, short(seed), { address: seed }).kind = "seed";
+      node(seed, seed).seed = true;
     }
+    const str = (v) => (v === null || v === undefined ? null : v.toString());
+    return { nodes: Array.from(nodes.values(), (n) => ({ ...n, tainted: str(n.tainted) })),
+             edges: Array.from(edges.values(), (e) => ({ ...e, value: e.value.toString() })) };
+  }
+
+  // Cytoscape elements of a graph (of graphOf, or of the server for a preserved trace): kinds, colours,
+  // labels. An edge from an input that brought no traced value is drawn dashed, without an amount.
+  function elementsOfGraph(graph, decimals) {
     const out = [];
-    for (const n of nodes.values()) {
-      out.push({ group: "nodes", data: { ...n, color: KINDS[n.kind].color } });
+    for (const n of graph.nodes || []) {
+      const kind = n.seed ? "seed" : (n.reason || n.category) ? kindOf(n.category, n.reason) : "address";
+      const name = short(n.address || n.txid);
+      out.push({ group: "nodes", data: { id: n.id, address: n.address, txid: n.txid, kind, entity: n.entity,
+                                         category: n.category, reason: n.reason, tainted: n.tainted,
+                                         label: n.entity ? n.entity + "\n" + name : name,
+                                         color: KINDS[kind].color } });
     }
-    for (const e of edges.values()) {
+    for (const e of graph.edges || []) {
+      const untraced = amount(e.value) === 0n;
       out.push({ group: "edges", data: { id: e.id, source: e.source, target: e.target, hop: e.hop, width: 2,
-                                         value: e.value.toString(), asset: e.asset,
-                                         txids: Array.from(e.txids),
-                                         label: coins(e.value.toString(), e.asset === "native" ? decimals : 0) } });
+                                         value: String(e.value), asset: e.asset, txids: e.txids || [],
+                                         untraced,
+                                         label: untraced ? "" : coins(String(e.value),
+                                                                      e.asset === "native" ? decimals : 0) } });
     }
     return out;
+  }
+
+  function elementsOf(doc, decimals) {
+    return elementsOfGraph(graphOf(doc), decimals);
+  }
+
+  // Why a trace the investigator runs differs from the case's preserved trace: its owner hops against
+  // the preserved trace's, with the traced value that lies beyond the smaller limit; its policy; its
+  // seeds. `preserved` is the page's data-preserved (see fundtrail.analysis.flowgraph.hop_profile).
+  function hopNote(preserved, run, decimals, symbol) {
+    if (!preserved || !preserved.graph) return "";
+    const name = `the preserved trace (${preserved.evidence})`;
+    const same = (a, b) => a.length === b.length && a.every((x) => b.includes(x));
+    if (run.chain !== preserved.chain || !same(run.seeds, preserved.seeds)) {
+      return `This graph starts from other addresses than ${name}: its amounts are not those of the case.`;
+    }
+    const profile = preserved.profile || { beyond: {}, at_limit: {}, deepest: 0 };
+    const money = (values) => Object.entries(values).filter(([, v]) => amount(v) > 0n)
+      .map(([asset, v]) => (asset === "native" ? coins(v, decimals, symbol) : `${coins(v, 0)} of ${asset}`))
+      .join(" and ");
+    const hopWord = (n) => `${n} owner hop${n === 1 ? "" : "s"}`;
+    const parts = [];
+    const limit = Number(preserved.max_hops);
+    if (run.hops !== limit) {
+      let text = `This graph: ${hopWord(run.hops)}; ${name}: ${hopWord(limit)}; `;
+      if (run.hops < limit) {
+        const beyond = {};
+        for (const [asset, values] of Object.entries(profile.beyond || {})) {
+          if (run.hops < values.length) beyond[asset] = values[run.hops];
+        }
+        const value = money(beyond);
+        text += value ? `${value} lies beyond ${hopWord(run.hops)}.`
+                      : `nothing lies beyond ${hopWord(run.hops)} (its deepest endpoint is ` +
+                        `${hopWord(profile.deepest)} out).`;
+      } else {
+        const value = money(profile.at_limit || {});
+        text += value ? `the preserved trace stopped ${value} at its limit; this graph follows it further.`
+                      : "the preserved trace reached every endpoint within its limit.";
+      }
+      parts.push(text);
+    }
+    if (run.policy !== preserved.policy) {
+      parts.push(`This graph splits mixed funds by ${run.policy}, ${name} by ${preserved.policy}.`);
+    }
+    return parts.length ? parts.join(" ")
+      : `Same owner hops and policy as ${name}: the amounts match it unless the chain store changed since.`;
   }
 
   function widths(cy) {
@@ -115,6 +203,8 @@
       this.symbol = options.symbol;
       this.policy = options.policy || "haircut";
       this.caseId = options.caseId || null;
+      this.compareBox = options.compare || null;
+      this.preserved = null;
       this.cy = window.cytoscape({
         container: this.container,
         style: [
@@ -131,6 +221,7 @@
               "target-arrow-shape": "triangle", "curve-style": "bezier", "label": "data(label)",
               "font-size": 9, "text-rotation": "autorotate", "text-background-color": "#ffffff",
               "text-background-opacity": 0.8, "color": "#475569" } },
+          { selector: "edge[?untraced]", style: { "line-style": "dashed", "width": 1 } },
         ],
       });
       this.cy.on("tap", "node", (event) => this.select(event.target));
@@ -154,6 +245,24 @@
                           : "The trace found no movement of these funds.", ends ? "info" : "error");
     }
 
+    // A case's preserved trace (the page's data-preserved): its graph, built by the server from the trace
+    // document kept with the evidence, so that it shows the amounts of the case's subjects and recovery.
+    async drawPreserved(preserved) {
+      this.preserved = preserved;
+      this.cy.elements().remove();
+      this.cy.add(elementsOfGraph(preserved.graph, this.decimals));
+      this.layout();
+      await this.linkTransactions();
+    }
+
+    // After a trace of its own: say why its amounts differ from the preserved trace's.
+    compare(run) {
+      if (!this.compareBox) return;
+      const text = hopNote(this.preserved, run, this.decimals, this.symbol);
+      this.compareBox.textContent = text;
+      this.compareBox.hidden = !text;
+    }
+
     // Columns by hops from the seeds (money flows left to right); within a column, nodes sit near the
     // nodes that paid them, so that arrows cross little.
     layout() {
@@ -172,6 +281,12 @@
         frontier = next;
       }
       const deepest = Math.max(0, ...depth.values());
+      // a sender the seeds do not reach (an input of a multi-input spend) sits just before what it paid
+      this.cy.nodes().forEach((n) => {
+        if (depth.has(n.id())) return;
+        const paid = n.outgoers("node").map((m) => depth.get(m.id())).filter((d) => d !== undefined);
+        if (paid.length) depth.set(n.id(), Math.max(0, Math.min(...paid) - 1));
+      });
       const columns = [];
       this.cy.nodes().forEach((n) => {
         const d = depth.has(n.id()) ? depth.get(n.id()) : deepest + 1;
@@ -226,6 +341,7 @@
       try {
         const doc = await api("POST", "/api/traces", body, this.caseId ? "trace for the case" : undefined);
         this.draw(doc);
+        this.compare({ chain: this.chain, seeds, hops: maxHops, policy: this.policy });
         await this.linkTransactions();
         return doc;
       } catch (error) {
@@ -332,5 +448,6 @@
       .map((k) => `<span style="--c: ${k.color}">${escapeHtml(k.label)}</span>`).join("");
   }
 
-  window.FundTrailGraph = { FlowGraph, elementsOf, kindOf, legend, KINDS };
+  window.FundTrailGraph = { FlowGraph, elementsOf, elementsOfGraph, graphOf, hopNote, inputShares, kindOf, legend,
+                            KINDS };
 })();

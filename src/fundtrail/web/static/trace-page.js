@@ -11,7 +11,7 @@
     const graph = new window.FundTrailGraph.FlowGraph({
       container, details: document.getElementById("details"), status: document.getElementById("trace-status"),
       chain: chainSelect.value, decimals: Number(option().dataset.decimals), symbol: option().dataset.symbol,
-      caseId: container.dataset.case || null,
+      caseId: container.dataset.case || null, compare: document.getElementById("trace-compare"),
     });
     window.FundTrailGraph.legend(document.getElementById("graph-legend"));
     window.fundtrail = { graph, cy: graph.cy };
@@ -21,7 +21,7 @@
       graph.symbol = option().dataset.symbol;
       graph.policy = document.getElementById("trace-policy").value;
       const seeds = document.getElementById("trace-seeds").value.split(/[\s,]+/).filter((s) => s);
-      const hops = Number(document.getElementById("trace-hops").value) || 4;
+      const hops = Number(document.getElementById("trace-hops").value);
       const button = document.getElementById("trace-run");
       button.disabled = true;
       try { await graph.run(seeds, hops); } catch (e) { /* shown in the status line */ }
@@ -30,6 +30,7 @@
     form.addEventListener("submit", (event) => { event.preventDefault(); run(); });
     document.getElementById("export-png").addEventListener("click", () => graph.exportPng());
     document.getElementById("fit-graph").addEventListener("click", () => graph.cy.fit(undefined, 20));
-    if (container.dataset.autorun === "1" || document.body.dataset.autorun === "1") run();
+    if (container.dataset.preserved) graph.drawPreserved(JSON.parse(container.dataset.preserved));
+    else if (container.dataset.autorun === "1") run();
   });
 })();

@@ -1,4 +1,5 @@
-"""The dashboard: server-rendered pages (Jinja2) over the same services and permissions as the API.
+"""The dashboard: server-rendered pages (Jinja2, templates and assets in :mod:`fundtrail.web`) over the same
+services and permissions as the API.
 
 Pages sign in with the session cookie; a page the user may not see answers with a plain explanation,
 and a case out of reach answers "not found", as the API does. Interactive parts (the flow graph,
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
@@ -19,24 +19,27 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from fundtrail.api.access import Action, Principal
-from fundtrail.api.deps import SESSION_COOKIE, api_state, optional_principal
+from fundtrail.analysis.tracing.params import DEFAULT_MAX_HOPS, MAX_HOPS_LIMIT
+from fundtrail.api.access import Action, AnyAction, Principal
+from fundtrail.api.deps import CaseAccess, api_state, optional_principal, signed_out_principal
 from fundtrail.api.documents import address_document, json_bytes
 from fundtrail.api.errors import FieldError, TooManyRequests, Unauthenticated
-from fundtrail.api.routers.auth import set_session_cookie
+from fundtrail.api.routers.auth import end_session, set_session_cookie
 from fundtrail.domain.chains import CHAINS, get_chain
 from fundtrail.errors import FundTrailError, NotFoundError, PermissionDeniedError
+from fundtrail.watch.service import alert_doc, list_alerts
+from fundtrail.web import STATIC, TEMPLATES
 
 log = logging.getLogger(__name__)
 
-HERE = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates = Jinja2Templates(directory=str(TEMPLATES))
 
-NAV: list[tuple[str, str, str, Action | None]] = [
+NAV: list[tuple[str, str, str, AnyAction | None]] = [
     ("cases", "Cases", "/cases", Action.CASE_READ),
     ("address", "Address search", "/address", Action.CHAIN_READ),
     ("trace", "Trace funds", "/trace", Action.TRACE_RUN),
     ("recovery", "Recovery", "/recovery", Action.RECOVERY_READ),
+    ("alerts", "Alerts", "/alerts", Action.CASE_READ),
     ("account", "My account", "/account", None),
 ]
 
@@ -67,10 +70,11 @@ def when(value: Any) -> str:
     if isinstance(value, int | float):
         value = datetime.fromtimestamp(value, UTC)
     if isinstance(value, str):
+        text: str = value
         try:
-            value = datetime.fromisoformat(value)
+            value = datetime.fromisoformat(text)
         except ValueError:
-            return value
+            return text
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if isinstance(value, date):
@@ -86,7 +90,8 @@ def days_left(value: Any, today: date | None = None) -> int | None:
         value = date.fromisoformat(value[:10])
     if isinstance(value, datetime):
         value = value.date()
-    return (value - (today or datetime.now(UTC).date())).days
+    days: int = (value - (today or datetime.now(UTC).date())).days
+    return days
 
 
 templates.env.filters["coins"] = coins
@@ -207,12 +212,12 @@ def login_submit(request: Request, username: Annotated[str, Form(max_length=200)
 
 
 def logout_submit(request: Request) -> Response:
-    """End the session and go back to the sign-in form."""
-    principal = optional_principal(request)
-    if principal is not None and principal.token_id is not None and _same_origin(request):
-        api_state(request).auth.revoke(principal, principal.token_id)
+    """End the session (revoked server-side, as the API's logout does) and go back to the sign-in form.
+
+    The sign-out form cannot send the API's CSRF header: see :func:`signed_out_principal`.
+    """
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    end_session(request, signed_out_principal(request), response)
     return response
 
 
@@ -262,7 +267,7 @@ def _address(state: Any, chain: str, address: str) -> dict[str, Any]:
 def trace_page(request: Request, chain: Annotated[str, Query(max_length=16)] = "btc",
                seeds: Annotated[list[str] | None, Query(max_length=100)] = None,
                policy: Annotated[str, Query(max_length=10)] = "haircut",
-               max_hops: Annotated[int, Query(ge=1, le=20)] = 4) -> Response:
+               max_hops: Annotated[int, Query(ge=0, le=MAX_HOPS_LIMIT)] = DEFAULT_MAX_HOPS) -> Response:
     """The flow graph page: a trace form; traces run from the browser through the API."""
     principal = optional_principal(request)
     if principal is None:
@@ -271,7 +276,7 @@ def trace_page(request: Request, chain: Annotated[str, Query(max_length=16)] = "
         return refusal(request, principal, PermissionDeniedError("traces are for analysts and investigators"),
                        "trace")
     trace = {"chains": chain_choices(request), "chain": chain, "seeds": seeds or [], "policy": policy,
-             "max_hops": max_hops, "case": None}
+             "max_hops": max_hops, "max_hops_limit": MAX_HOPS_LIMIT, "case": None, "autorun": bool(seeds)}
     return render(request, "trace.html", principal, "trace", trace=trace)
 
 
@@ -296,6 +301,27 @@ def users_page(request: Request) -> Response:
     return render(request, "users.html", principal, "users", users=users, total=total)
 
 
+def alerts_page(request: Request) -> Response:
+    """The alert inbox: newest first, each with its drafted freeze request and the request's clock."""
+    principal = optional_principal(request)
+    if principal is None:
+        return _login_redirect(request)
+    if not principal.may(Action.CASE_READ):
+        return refusal(request, principal, PermissionDeniedError("alerts are for case workers"), "alerts")
+    access = CaseAccess(
+        request,
+        principal,
+        Action.CASE_READ,
+        request.headers.get("x-reason") or "viewed in the dashboard",
+        operation_id="page.alerts",
+    )
+    try:
+        alerts = access.read(lambda ctx: [alert_doc(a) for a in list_alerts(ctx)[:500]])
+    except FundTrailError as error:
+        return refusal(request, principal, error, "alerts")
+    return render(request, "alerts.html", principal, "alerts", alerts=alerts)
+
+
 PAGES: list[tuple[str, str, Any]] = [
     ("GET", "/", home),
     ("GET", "/login", login_page),
@@ -305,17 +331,13 @@ PAGES: list[tuple[str, str, Any]] = [
     ("GET", "/trace", trace_page),
     ("GET", "/account", account_page),
     ("GET", "/admin/users", users_page),
+    ("GET", "/alerts", alerts_page),
 ]
 
 
-def install(app: FastAPI) -> None:
-    """Add the dashboard's pages and static files to ``app``."""
-    try:
-        from fundtrail.web import casepages
-        extra = casepages.PAGES
-    except ImportError:
-        extra = []
-    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for method, path, endpoint in PAGES + extra:
+def install(app: FastAPI, pages: list[tuple[str, str, Any]]) -> None:
+    """Add the dashboard's ``pages`` (:data:`PAGES` and the case pages) and static files to ``app``."""
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    for method, path, endpoint in pages:
         app.add_api_route(path, endpoint, methods=[method], include_in_schema=False,
                           response_class=HTMLResponse, name=f"page_{endpoint.__name__}")

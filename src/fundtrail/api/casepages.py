@@ -6,20 +6,26 @@ Every page read goes through the case layer's services as the signed-in user, in
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
 
+from fundtrail.analysis.flowgraph import flow_graph, hop_profile
+from fundtrail.analysis.tracing.params import DEFAULT_MAX_HOPS, MAX_HOPS_LIMIT
 from fundtrail.api.access import Action, Principal
 from fundtrail.api.deps import CaseAccess, optional_principal
+from fundtrail.api.pages import _login_redirect, chain_choices, refusal, render
 from fundtrail.api.routers.requests import request_document
 from fundtrail.cases import cases as case_service
 from fundtrail.cases import ledger as ledger_service
 from fundtrail.cases import requests as request_service
+from fundtrail.cases.models import Case, EvidenceItem
 from fundtrail.domain.chains import CHAINS
+from fundtrail.domain.custody import sha256_hex
 from fundtrail.errors import FundTrailError, PermissionDeniedError
-from fundtrail.web.pages import _login_redirect, chain_choices, refusal, render
 
 PAGE_REASON = "viewed in the dashboard"
 
@@ -73,6 +79,28 @@ def cases_page(request: Request,
     return render(request, "cases.html", principal, "cases", status=status, **data)
 
 
+def preserved_trace(ctx: Any, case: Case) -> dict[str, Any] | None:
+    """The case's preserved trace for its graph: the newest trace evidence (its latest version), the trace
+    document read from its bag and checked against the hash preserved with it; None when the case has no
+    preserved trace. The graph then shows what the case's subjects and recovery entries were taken from."""
+    item = ctx.session.execute(
+        select(EvidenceItem).where(EvidenceItem.case_id == case.id, EvidenceItem.kind == "trace")
+        .order_by(EvidenceItem.item.desc(), EvidenceItem.version.desc()).limit(1)).scalars().first()
+    if item is None:
+        return None
+    found: dict[str, Any] = {"evidence": item.id, "title": item.title}
+    path = ctx.home / item.bag_path / "data" / "trace.json"
+    raw = path.read_bytes() if path.is_file() else None
+    if raw is None or sha256_hex(raw) != json.loads(item.manifest).get("data/trace.json"):
+        return {**found, "problem": f"data/trace.json of evidence {item.id} is missing or does not match its "
+                                    "preserved hash: verify the evidence; the graph traces afresh meanwhile"}
+    doc = json.loads(raw)
+    parameters = doc.get("parameters") or {}
+    return {**found, "chain": doc.get("chain"), "seeds": list(doc.get("seeds") or []),
+            "policy": doc.get("policy") or parameters.get("policy"), "max_hops": parameters.get("max_hops"),
+            "profile": hop_profile(doc), "graph": flow_graph(doc).to_dict()}
+
+
 def case_page(request: Request, number: str) -> Response:
     """One case: summary, subjects, evidence, requests with their clocks and actions, ledger, flow graph."""
     principal = _principal(request)
@@ -84,7 +112,7 @@ def case_page(request: Request, number: str) -> Response:
         case = case_service.show_case(ctx, number, reason=access.header_reason)
         doc = case_service.case_doc(ctx, case)
         requests = [request_document(r) for r in request_service.list_requests(ctx, case=case.number)]
-        return {"case": doc, "requests": requests}
+        return {"case": doc, "requests": requests, "preserved": preserved_trace(ctx, case)}
 
     try:
         data = access.read(work, case=number.strip().upper())
@@ -100,7 +128,13 @@ def case_page(request: Request, number: str) -> Response:
     chain = addresses[0]["chain"] if addresses else "btc"
     trace = {"chains": chain_choices(request), "chain": chain,
              "seeds": [s["value"] for s in addresses if s["chain"] == chain][:20], "policy": "haircut",
-             "max_hops": 4, "case": case["number"]}
+             "max_hops": DEFAULT_MAX_HOPS, "max_hops_limit": MAX_HOPS_LIMIT, "case": case["number"]}
+    preserved = data["preserved"]
+    if preserved is not None and "problem" not in preserved:  # the graph starts from the preserved trace
+        trace.update({key: preserved[key] for key in ("chain", "seeds", "policy", "max_hops")
+                      if preserved.get(key) is not None})
+        chain = trace["chain"]
+    trace["preserved"] = preserved
     if chain not in [c["name"] for c in trace["chains"]] and chain in CHAINS:
         p = CHAINS[chain]
         trace["chains"].insert(0, {"name": chain, "decimals": p.decimals, "symbol": p.symbol,

@@ -12,9 +12,10 @@
 ==========================================  =========================================================
 
 Partner calls carry the signed-request headers of :mod:`fundtrail.sharing.signing`; the key must be a
-partner's with an active agreement, the timestamp within the replay window and the nonce new. A call
+partner's with an active agreement and pinned in the home's trust file (never a key that only the case
+database lists), the timestamp within the replay window and the nonce new. A call
 that is not signed, or signed by anyone else, is answered 401 and touches nothing. The TAXII 2.1
-endpoints are in :mod:`fundtrail.sharing.taxii_server`; :func:`install` adds both to the app.
+endpoints are in :mod:`fundtrail.api.routers.taxii`; the app includes both routers.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from fundtrail.api.access import Action
 from fundtrail.api.deps import allowed, api_state
 from fundtrail.api.errors import Unauthenticated
+from fundtrail.audit import trust
 from fundtrail.cases.context import operation
 from fundtrail.cases.db import CaseDB
 from fundtrail.errors import FundTrailError, InputError, IntegrityError
@@ -72,12 +74,14 @@ def sharing_state(request: Request) -> SharingState:
     extra = api_state(request).extra
     if "sharing" not in extra:
         extra["sharing"] = SharingState()
-    return extra["sharing"]
+    state: SharingState = extra["sharing"]
+    return state
 
 
 def case_db(request: Request) -> CaseDB:
     """The app's case database."""
-    return api_state(request).cases.db
+    db: CaseDB = api_state(request).cases.db
+    return db
 
 
 @dataclass
@@ -102,13 +106,23 @@ class PartnerCall:
 
 
 def _public_key(db: CaseDB, key_id: str) -> str | None:
+    """The partner's public key, as pinned in the home's trust file, when an active agreement has it.
+
+    A key that only the case database lists (``sharing_agreements``) is never trusted: None.
+    """
+    pinned = trust.load(db.home).get(key_id)
+    if pinned is None or not pinned.owner.startswith(trust.PARTNER_PREFIX):
+        log.info("refused key %s: it is not a partner key pinned in the home's trust file", key_id)
+        return None
     with db.session() as session:
-        row = session.execute(
+        rows = session.execute(
             select(SharingAgreement.partner_public_key).where(
                 SharingAgreement.partner_key_id == key_id, SharingAgreement.active.is_(True)
             )
-        ).first()
-        return row[0] if row else None
+        ).all()
+    if not any(r[0].strip() == pinned.public_key for r in rows):
+        return None
+    return pinned.public_key
 
 
 def signed_path(request: Request) -> str:
@@ -158,6 +172,24 @@ def agency(request: Request) -> dict[str, Any]:
     """Name, country, key id and Ed25519 public key (public: partners record them in their agreement)."""
     with operation(case_db(request), None, user_required=False) as ctx:
         return agency_identity(ctx).to_dict()
+
+
+@router.post("/audit/witness", operation_id="cooperation_witness_head",
+             summary="Countersign a partner's signed audit tree head")
+def witness_head(call: Partner) -> dict[str, Any]:
+    """The partner sends its newest signed tree head and a consistency proof from the last head this
+    agency countersigned for it; the head is countersigned only when it extends that one (409 when the
+    partner's log was rolled back or forked). The witness learns a size, a root and a time, no case data."""
+    from fundtrail.audit import log as audit_log
+    from fundtrail.sharing.witness import cosign
+
+    document = call.json()
+    with operation(call.db, None, user_required=False) as ctx:
+        answer = cosign(ctx, call.key_id, document)
+        head = document["head"]
+        audit_log.append(ctx.session, call.actor, "audit.witness", "audit_head", str(head.get("tree_size")),
+                         details={"root_hash": head.get("root_hash")}, at=ctx.now, key=ctx.key)
+        return answer
 
 
 @router.post(
@@ -330,11 +362,3 @@ def inbox(
 
     with operation(case_db(request), principal.username) as ctx:
         return [legal_requests.inbox_doc(p) for p in legal_requests.list_inbox(ctx, state=state)]
-
-
-def install(app: FastAPI) -> None:
-    """Add the cooperation and TAXII 2.1 endpoints to the API app."""
-    from fundtrail.sharing import taxii_server
-
-    app.include_router(router)
-    app.include_router(taxii_server.router)
