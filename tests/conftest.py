@@ -123,6 +123,8 @@ def agency_db(case_db: CaseDB, sqlite_template) -> CaseDB:
     if case_db.engine.dialect.name == "sqlite":
         case_db.engine.dispose()
         shutil.copyfile(sqlite_template[1], case_db.home / "cases.sqlite")
+        # the seeded log's tree heads are signed by the template home's key: the copy trusts it too
+        shutil.copytree(sqlite_template[1].parent / "keys", case_db.home / "keys", dirs_exist_ok=True)
     else:
         seed_users(case_db)
     return case_db

@@ -11,8 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
+from fundtrail.analysis.tracing.params import (
+    DEFAULT_HUB_DEGREE,
+    DEFAULT_MAX_HOPS,
+    DEFAULT_MAX_STEPS,
+    TraceParams,
+)
 from fundtrail.cases import cases as service
 from fundtrail.cases.context import open_operation
 from fundtrail.cli.common import (
@@ -20,10 +25,27 @@ from fundtrail.cli.common import (
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
+    amount_text,
     console,
     handle_errors,
     print_json,
 )
+from fundtrail.cli.trace import (
+    AssetOpt,
+    ChangeOpt,
+    DirectionOpt,
+    HubOpt,
+    MaxHopsOpt,
+    MaxStepsOpt,
+    MinValueOpt,
+    PolicyOpt,
+    ServicesOpt,
+    SinceOpt,
+    UntilOpt,
+    parse_time,
+)
+from fundtrail.domain.taint import Direction, TaintPolicy
 from fundtrail.errors import InputError
 
 app = typer.Typer(help="Cases: subjects, tasks, evidence, legal hold.", no_args_is_help=True)
@@ -103,7 +125,7 @@ def list_(
     if fmt is OutputFormat.JSON:
         print_json(docs)
         return
-    table = Table("number", "title", "status", "severity", "unit", "hold")
+    table = Table("number", "title", "status", "severity", "unit", "hold", whole=("number",))
     for d in docs:
         table.add_row(
             d["number"], d["title"], d["status"], d["severity"], d["unit"], "yes" if d["legal_hold"] else ""
@@ -139,7 +161,8 @@ def show(
         markup=False,
     )
     if doc["subjects"]:
-        table = Table("id", "kind", "chain", "value", "label", "role", "evidence", title="subjects")
+        table = Table("id", "kind", "chain", "value", "label", "role", "evidence", title="subjects",
+                      whole=("evidence",))
         for s in doc["subjects"]:
             table.add_row(
                 str(s["id"]),
@@ -159,7 +182,9 @@ def show(
         console.print(f"request {r['number']}: {r['type']} to {r['recipient']} ({r['state']})", markup=False)
     for e in doc["ledger"]:
         console.print(
-            f"ledger {e['id']}: {e['kind']} {e['amount']} {e['chain']} {e['asset']} ({e['jurisdiction']})",
+            f"ledger {e['id']}: {e['kind']} {amount_text(e['amount'], e['chain'], e['asset'])} "
+            f"on {e['chain']}"
+            f"{'' if e['asset'] == 'native' else ' token ' + e['asset']} ({e['jurisdiction']})",
             markup=False,
         )
 
@@ -251,7 +276,7 @@ def add_subject(
             evidence_id=evidence,
             source=source,
         )
-        doc = {
+        doc: dict[str, Any] = {
             "case": subject.case.number,
             "subject": service.subject_doc(subject),
             "deconfliction": [d.to_dict() for d in others],
@@ -301,9 +326,17 @@ def preserve(
         Path | None, typer.Option("--trace-file", help="A trace document (fundtrail trace --format json).")
     ] = None,
     chain: Annotated[str, typer.Option("--chain", "-c", help="Chain of the seeds.")] = "btc",
-    policy: Annotated[str, typer.Option("--policy", help="haircut, poison or fifo.")] = "haircut",
-    direction: Annotated[str, typer.Option("--direction", help="forward or backward.")] = "forward",
-    max_hops: Annotated[int, typer.Option("--max-hops", help="Hops to follow.")] = 6,
+    policy: PolicyOpt = TaintPolicy.HAIRCUT,
+    direction: DirectionOpt = Direction.FORWARD,
+    max_hops: MaxHopsOpt = DEFAULT_MAX_HOPS,
+    max_steps: MaxStepsOpt = DEFAULT_MAX_STEPS,
+    min_value: MinValueOpt = 0,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    asset: AssetOpt = None,
+    stop_at_services: ServicesOpt = True,
+    hub_degree: HubOpt = DEFAULT_HUB_DEGREE,
+    follow_change: ChangeOpt = True,
     title: Annotated[str | None, typer.Option("--title", help="Title of the evidence item.")] = None,
     description: Annotated[str | None, typer.Option("--description")] = None,
     add_subjects: Annotated[
@@ -321,18 +354,17 @@ def preserve(
     from fundtrail.cases.evidence import evidence_doc, load_trace_file, preserve_trace, run_trace
     from fundtrail.store import ChainStore
 
+    params = TraceParams(direction=direction, policy=policy, max_hops=max_hops, max_steps=max_steps,
+                         min_value=min_value, since=parse_time(since, "--since"),
+                         until=parse_time(until, "--until"), asset=asset, stop_at_services=stop_at_services,
+                         hub_degree=hub_degree, follow_change=follow_change)
     if bool(seeds) == (trace_file is not None):
         raise InputError("give either --trace-seed (one or more) or --trace-file")
     with ChainStore.open_home(home, read_only=True) as store:
         if trace_file is not None:
             trace = load_trace_file(trace_file)
         else:
-            trace = run_trace(
-                store,
-                chain,
-                list(seeds or []),
-                {"policy": policy, "direction": direction, "max_hops": max_hops},
-            )
+            trace = run_trace(store, chain, list(seeds or []), params)
         with open_operation(home, as_) as ctx:
             result = preserve_trace(
                 ctx,

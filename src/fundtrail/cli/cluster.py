@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from fundtrail.analysis.change import detect_change
 from fundtrail.analysis.clustering import cluster_addresses, describe_cluster
@@ -16,6 +14,7 @@ from fundtrail.cli.common import (
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
     console,
     handle_errors,
     print_json,
@@ -140,24 +139,7 @@ def patterns(chain: ChainOpt = "btc",
     console.print(table)
 
 
-def _address_cluster(store: ChainStore, home: Path, doc: dict[str, Any]) -> None:
-    """Add ``cluster`` (id, size) to an ``address`` document when clusters are computed."""
-    if "cluster" in doc or not has_table(store, "clusters"):
-        return
-    try:
-        info = describe_cluster(store, doc["chain"], doc["address"], limit=0)
-    except LookupError:
-        doc["cluster"] = None
-        return
-    doc["cluster"] = {"cluster_id": info["cluster_id"], "address": info["cluster_address"],
-                      "size": info["size"], "reason": info["reason"]}
-
-
 def register(root: typer.Typer) -> None:
     """Add ``cluster`` (with ``show``) and ``patterns`` to the root application."""
-    from fundtrail.cli.lookup import ADDRESS_ENRICHERS
-
     root.add_typer(app, name="cluster")
     root.command("patterns")(handle_errors(patterns))
-    if _address_cluster not in ADDRESS_ENRICHERS:
-        ADDRESS_ENRICHERS.append(_address_cluster)

@@ -5,25 +5,35 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from enum import Enum
+from enum import Enum, StrEnum
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import rich.table
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
+from fundtrail.domain.assets import show_amount
+from fundtrail.domain.chains import NATIVE_ASSET
 from fundtrail.errors import FundTrailError, exit_code
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, emoji=False)
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     """How a command prints its result."""
 
     HUMAN = "human"
@@ -36,9 +46,37 @@ def default_home() -> Path:
 
 
 DEFAULT_HOME = Path(".fundtrail")
-HomeOpt = Annotated[Path, typer.Option("--home", envvar="FUNDTRAIL_HOME", show_default=False,
-                                       help="FundTrail home directory (default $FUNDTRAIL_HOME, else ./.fundtrail).")]
+HomeOpt = Annotated[Path, typer.Option(
+    "--home", envvar="FUNDTRAIL_HOME", show_default=False,
+    help="FundTrail home directory (default $FUNDTRAIL_HOME, else ./.fundtrail).")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="human (default) or json.")]
+
+
+class Table(rich.table.Table):
+    """A rich table whose cells fold onto more lines instead of being cut: no identifier (an address, a
+    txid, a case or request number, a date) is ever shortened to fit a narrow terminal.
+
+    Columns named in ``whole`` (short keys: dates, case and request numbers, amounts) are never even
+    split across lines; keep them few, so that the table still fits 80 columns.
+    """
+
+    def __init__(self, *headers: Any, whole: Collection[str] = (), **kwargs: Any) -> None:
+        self._whole = frozenset(whole)
+        super().__init__(*headers, **kwargs)
+
+    def add_column(self, header: Any = "", *args: Any, **kwargs: Any) -> None:
+        """Add a column that folds rather than truncates (unless told otherwise)."""
+        kwargs.setdefault("overflow", "fold")
+        if header in self._whole:
+            kwargs.setdefault("no_wrap", True)
+        super().add_column(header, *args, **kwargs)
+
+
+def amount_text(value: int | str | None, chain: str, asset: str | None = NATIVE_ASSET) -> str:
+    """Base units (an int or the exact string of a JSON document) in the asset's unit, for human output."""
+    if value is None or value == "" or value == "?":
+        return "?" if value == "?" else "-"
+    return show_amount(int(value), chain, asset or NATIVE_ASSET)
 
 
 def _json_default(value: Any) -> Any:
@@ -76,6 +114,14 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(exit_code(error)) from None
         except FileNotFoundError as error:
             err_console.print(f"error: {error.filename}: no such file or directory", markup=False,
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except IsADirectoryError as error:
+            err_console.print(f"error: {error.filename}: is a folder, where a file is expected", markup=False,
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except NotADirectoryError as error:
+            err_console.print(f"error: {error.filename}: is a file, where a folder is expected", markup=False,
                               highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 

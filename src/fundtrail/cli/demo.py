@@ -6,27 +6,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from fundtrail.cli.common import (
     DEFAULT_HOME,
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
     console,
     handle_errors,
     print_json,
 )
-from fundtrail.scenarios.demo import (
-    DEFAULT_SEED,
-    DEFAULT_SIZE,
-    DemoRun,
-    DemoStep,
-    StepResult,
-    StepStatus,
-    btc,
-    run_demo,
-)
+from fundtrail.scenarios.demo import DemoRun, btc, run_demo
+from fundtrail.scenarios.steps import DEFAULT_SEED, DEFAULT_SIZE, DemoStep, StepResult, StepStatus
 from fundtrail.scenarios.world import parse_size
 
 _MARK = {

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from fundtrail.cli.common import FormatOpt, OutputFormat, console, handle_errors, print_json, progress
+from fundtrail.cli.common import FormatOpt, OutputFormat, Table, console, handle_errors, print_json, progress
 from fundtrail.scenarios.evaluate import Evaluation, evaluate
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from fundtrail.cases.context import open_operation
 from fundtrail.cases.ledger import entry_doc, list_entries, record_entry
@@ -15,6 +14,8 @@ from fundtrail.cli.common import (
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
+    amount_text,
     console,
     handle_errors,
     print_json,
@@ -64,7 +65,9 @@ def add(
     emit(
         fmt,
         doc,
-        f"ledger entry {doc['id']}: {doc['kind']} {doc['amount']} ({doc['chain']} {doc['asset']}) "
+        f"ledger entry {doc['id']}: {doc['kind']} "
+        f"{amount_text(doc['amount'], doc['chain'], doc['asset'])} "
+        f"({doc['chain']} {doc['asset']}) "
         f"on {doc['case']}",
     )
 
@@ -80,16 +83,17 @@ def list_(
     if fmt is OutputFormat.JSON:
         print_json(docs)
         return
-    table = Table("id", "kind", "amount", "chain", "asset", "jurisdiction", "basis")
+    table = Table("id", "kind", "chain", "asset", "jurisdiction", "basis", whole=("basis",))
+    table.add_column("amount", justify="right", no_wrap=True)
     for d in docs:
         table.add_row(
             str(d["id"]),
             d["kind"],
-            d["amount"],
             d["chain"],
             d["asset"],
             d["jurisdiction"],
             d["request"] or d["court_order"] or "",
+            amount_text(d["amount"], d["chain"], d["asset"]),
         )
     console.print(table)
 

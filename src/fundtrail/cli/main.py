@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "fundtrail.cli.tags",
     "fundtrail.cli.sanctions",
     "fundtrail.cli.cluster",
+    "fundtrail.cli.conversions",
     "fundtrail.cli.trace",
     "fundtrail.cli.scenario",
     "fundtrail.cli.demo",
@@ -41,6 +42,9 @@ COMMAND_MODULES = [
     "fundtrail.cli.agency",
     "fundtrail.cli.share",
     "fundtrail.cli.reference",
+    "fundtrail.cli.watch",
+    "fundtrail.cli.alerts",
+    "fundtrail.cli.exercise",
 ]
 
 
@@ -53,7 +57,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                       help="Print the version and exit."),
-         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr.")) -> None:
+         verbose: bool = typer.Option(False, "--verbose", "-v",
+                                      help="Log progress details to stderr.")) -> None:
     """FundTrail: trace funds, judge risk, act on cases, cooperate across borders."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

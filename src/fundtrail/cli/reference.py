@@ -33,7 +33,8 @@ def render_reference(app: typer.Typer) -> str:
     root = typer.main.get_command(app)
     lines = ["# Command reference", "",
              "Generated from the commands (`fundtrail docs cli > docs/cli.md`); a test checks it is current.",
-             "All commands take `--home DIR` (default `$FUNDTRAIL_HOME`, else `./.fundtrail`); `--format json`",
+             "All commands take `--home DIR` (default `$FUNDTRAIL_HOME`, else `./.fundtrail`); "
+             "`--format json`",
              "prints one JSON document on stdout. Exit code 0 on success, 2 on bad input (one line on stderr",
              "naming the problem), 1 when an integrity check fails.", ""]
     for path, cmd in _walk(root, []):

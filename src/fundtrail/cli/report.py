@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from fundtrail.cases.context import open_operation
 from fundtrail.cases.ledger import recovery_report, write_chart
@@ -16,6 +15,8 @@ from fundtrail.cli.common import (
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
+    amount_text,
     console,
     handle_errors,
     print_json,
@@ -41,21 +42,14 @@ def recovery(
     if fmt is OutputFormat.JSON:
         print_json({"rows": [r.to_dict() for r in rows], "charts": [str(p) for p in charts]})
         return
-    table = Table(
-        "kind",
-        "chain",
-        "asset",
-        "jurisdiction",
-        "amount",
-        "base units",
-        "cases",
-        "entries",
-        title="Recovered crypto assets (public aggregate)",
-    )
+    table = Table("kind", "chain", "asset", "jurisdiction",
+                  title="Recovered crypto assets (public aggregate)")
+    table.add_column("amount", justify="right", no_wrap=True)
+    table.add_column("cases", justify="right")
+    table.add_column("entries", justify="right")
     for r in rows:
-        table.add_row(
-            r.kind, r.chain, r.asset, r.jurisdiction, r.display, str(r.amount), str(r.cases), str(r.entries)
-        )
+        table.add_row(r.kind, r.chain, r.asset, r.jurisdiction, amount_text(r.amount, r.chain, r.asset),
+                      str(r.cases), str(r.entries))
     console.print(table)
     for p in charts:
         console.print(f"chart: {p}", markup=False)

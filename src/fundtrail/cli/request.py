@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from fundtrail.cases import requests as service
 from fundtrail.cases.context import open_operation
@@ -18,6 +17,7 @@ from fundtrail.cli.common import (
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
     console,
     handle_errors,
     print_json,
@@ -157,7 +157,8 @@ def list_(
     if fmt is OutputFormat.JSON:
         print_json(docs)
         return
-    table = Table("number", "type", "recipient", "state", "answer due", "holds until")
+    table = Table("number", "type", "recipient", "state", "answer due", "holds until",
+                  whole=("number", "answer due", "holds until"))
     for d in docs:
         table.add_row(
             d["number"],
@@ -187,7 +188,8 @@ def due(
     if not items:
         console.print(f"nothing overdue or due within {within} days")
         return
-    table = Table("due", "status", "request", "deadline", "type", "recipient", "state")
+    table = Table("due", "status", "request", "deadline", "type", "recipient", "state",
+                  whole=("due", "request"))
     for i in items:
         style = "red" if i["status"] == "overdue" else "yellow"
         table.add_row(

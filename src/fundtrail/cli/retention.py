@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from importlib import import_module
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from fundtrail.cases.context import open_operation
 from fundtrail.cases.retention import apply_retention
@@ -17,10 +15,12 @@ from fundtrail.cli.common import (
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
     console,
     handle_errors,
     print_json,
 )
+from fundtrail.sharing.retention import retention_hook
 
 app = typer.Typer(help="Retention periods and legal holds.", no_args_is_help=True)
 
@@ -41,8 +41,7 @@ def apply(
     when = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
     with open_operation(home, as_) as ctx:
         run = apply_retention(ctx, dry_run=dry_run, as_of=when)
-        shared, shared_line = import_module("fundtrail.sharing.retention").retention_hook(  # partner packages
-            ctx, home, dry_run=dry_run, as_of=when)
+        shared, shared_line = retention_hook(ctx, home, dry_run=dry_run, as_of=when)  # partner packages
     if fmt is OutputFormat.JSON:
         print_json({**run.to_dict(), "partner_packages": shared})
         return

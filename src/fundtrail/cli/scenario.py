@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from fundtrail.cli.common import FormatOpt, OutputFormat, console, handle_errors, print_json, progress
+from fundtrail.cli.common import FormatOpt, OutputFormat, Table, console, handle_errors, print_json, progress
 from fundtrail.scenarios.world import SIZES, WorldConfig, generate_world
 
 app = typer.Typer(help="Generated worlds with ground truth.", no_args_is_help=True)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from fundtrail.cases.context import open_operation
 from fundtrail.cli.case import AsOpt, ReasonOpt, emit
@@ -21,6 +20,7 @@ from fundtrail.cli.common import (
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
     console,
     handle_errors,
     print_json,

@@ -6,9 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from fundtrail.cli.common import DEFAULT_HOME, FormatOpt, HomeOpt, OutputFormat, console, handle_errors, print_json
+from fundtrail.cli.common import (
+    DEFAULT_HOME,
+    FormatOpt,
+    HomeOpt,
+    OutputFormat,
+    Table,
+    console,
+    handle_errors,
+    print_json,
+)
 from fundtrail.store import ChainStore
 
 app = typer.Typer(help="The chain store: summary, Parquet export and import.", no_args_is_help=True)
@@ -24,7 +32,8 @@ def show(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> N
         print_json({"home": str(home), "chains": rows})
         return
     table = Table(title=f"chain store {home / 'chain.duckdb'}")
-    cols = ("chain", "blocks", "min_height", "max_height", "txs", "outputs", "inputs", "transfers", "addresses")
+    cols = ("chain", "blocks", "min_height", "max_height", "txs", "outputs", "inputs", "transfers",
+            "addresses")
     for c in cols:
         table.add_column(c, justify="left" if c == "chain" else "right")
     for r in rows:

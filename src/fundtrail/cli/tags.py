@@ -7,13 +7,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from fundtrail.cli.common import (
     DEFAULT_HOME,
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
     console,
     err_console,
     handle_errors,
@@ -37,6 +37,25 @@ app = typer.Typer(help="Attribution tags: GraphSense TagPacks and Etherscan labe
 ChainOpt = Annotated[str, typer.Option("--chain", "-c", help="Chain name (btc, ltc, eth ...).")]
 
 
+def _tag_files(files: list[Path]) -> tuple[list[Path], dict[Path, int]]:
+    """The files to import, and per folder of TagPacks how many Etherscan-shaped files it leaves out."""
+    out: list[Path] = []
+    skipped: dict[Path, int] = {}
+    for given in files:
+        if not given.is_dir():
+            out.append(given)
+            continue
+        packs = tagpack_files([given])
+        labels = sorted(q for q in given.rglob("*") if q.is_file() and is_etherscan_file(q))
+        if not packs and not labels:
+            raise InputError(f"{given}: holds no TagPack (.yaml, .yaml.xz) and no Etherscan labels "
+                             "(.json, .csv)")
+        if packs and labels:
+            skipped[given] = len(labels)
+        out.extend(packs or labels)
+    return out, skipped
+
+
 @app.command("import")
 @handle_errors
 def import_(files: Annotated[list[Path], typer.Argument(
@@ -44,8 +63,15 @@ def import_(files: Annotated[list[Path], typer.Argument(
             actors: Annotated[list[Path] | None, typer.Option(
                 "--actors", help="ActorPack(s) giving actors' names and jurisdictions.")] = None,
             home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
-    """Validate and import tags; re-importing a pack replaces its tags."""
-    paths = tagpack_files(files)
+    """Validate and import tags; re-importing a pack replaces its tags.
+
+    A folder gives its TagPacks; a folder without TagPacks gives its Etherscan label files (.json, .csv).
+    """
+    paths, skipped = _tag_files(files)
+    for folder, count in skipped.items():
+        err_console.print(f"note: {folder}: {count} .json/.csv files left out: a folder of TagPacks gives "
+                          "only its TagPacks; name Etherscan label files or their folder on their own",
+                          markup=False, highlight=False, soft_wrap=True)
     for p in paths:
         if not p.exists():
             raise InputError(f"{p}: no such file")
@@ -69,8 +95,8 @@ def import_(files: Annotated[list[Path], typer.Argument(
     if fmt is OutputFormat.JSON:
         print_json({"packs": results, "actors": actor_counts, "tags": total, "invalid_addresses": invalid})
         return
-    for path, n in actor_counts.items():
-        console.print(f"actors: {n} from {path}")
+    for source, n in actor_counts.items():
+        console.print(f"actors: {n} from {source}")
     table = Table("pack", "title", "tags", "chains", "invalid addresses")
     for r in results:
         chains = ", ".join(f"{c} {n}" for c, n in sorted(r["chains"].items(), key=lambda x: -x[1])[:4])
@@ -145,32 +171,6 @@ def packs(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> 
 # The cluster, tags, sanctions, exposure and risk sections of ``fundtrail address``
 
 
-def address_risk_sections(store: ChainStore, home: Path, doc: dict[str, Any]) -> None:
-    """Add cluster, tags, sanctions, exposure and risk to an ``address`` document."""
-    from fundtrail.analysis.risk import address_sections
-    from fundtrail.cli.lookup import ADDRESS_OPTIONS
-
-    sections = address_sections(store, home, doc["chain"], doc["address"],
-                                indicators_file=ADDRESS_OPTIONS.get("indicators"),
-                                trace=ADDRESS_OPTIONS.get("trace", True))
-    if "cluster" not in doc:
-        doc["cluster"] = _cluster_section(store, doc) if sections["cluster"] is not None else None
-    for key in ("tags", "sanctions", "exposure", "risk"):
-        doc[key] = sections[key]
-
-
-def _cluster_section(store: ChainStore, doc: dict[str, Any]) -> dict[str, Any] | None:
-    """The cluster section as the clustering layer writes it (id, naming address, size, reason)."""
-    from fundtrail.analysis.clustering import describe_cluster
-
-    try:
-        info = describe_cluster(store, doc["chain"], doc["address"], limit=0)
-    except LookupError:
-        return None
-    return {"cluster_id": info["cluster_id"], "address": info["cluster_address"], "size": info["size"],
-            "reason": info["reason"]}
-
-
 _LEVEL_STYLE = {"severe": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
                 "none": "green"}
 
@@ -214,12 +214,5 @@ def render_risk_panel(doc: dict[str, Any]) -> None:
 
 
 def register(root: typer.Typer) -> None:
-    """Add ``tags`` to the root application, and the risk sections to ``fundtrail address``."""
-    from fundtrail.cli import lookup
-
+    """Add ``tags`` to the root application."""
     root.add_typer(app, name="tags")
-    if address_risk_sections not in lookup.ADDRESS_ENRICHERS:
-        lookup.ADDRESS_ENRICHERS.append(address_risk_sections)
-    renderers = getattr(lookup, "ADDRESS_RENDERERS", None)
-    if renderers is not None and render_risk_panel not in renderers:
-        renderers.append(render_risk_panel)

@@ -9,16 +9,16 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from fundtrail.cli.common import (
     DEFAULT_HOME,
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
     console,
     err_console,
     handle_errors,
@@ -26,16 +26,17 @@ from fundtrail.cli.common import (
 )
 from fundtrail.errors import InputError
 
+if TYPE_CHECKING:
+    from fundtrail.api.auth import Credentials
+
 app = typer.Typer(help="API tokens and passwords of the service's users.", no_args_is_help=True)
 
 
-def _services(home: Path) -> tuple[Any, Any]:
-    from fundtrail.api.auth import AuthService
-    from fundtrail.api.casework import CaseWork
-    from fundtrail.api.state import ApiSettings
+def _credentials(home: Path) -> Credentials:
+    """The home's token and password service (argon2 is imported here: the ``api`` extra)."""
+    from fundtrail.api.auth import Credentials
 
-    cases = CaseWork.open(home)
-    return cases, AuthService(cases, ApiSettings())
+    return Credentials(home)
 
 
 @app.command("create")
@@ -45,11 +46,8 @@ def create(username: Annotated[str, typer.Argument(help="The user the token is f
            days: Annotated[int, typer.Option("--days", min=1, max=366, help="Days until it expires.")] = 90,
            home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Make an API token for a user; it is printed once, keep it safe."""
-    cases, auth = _services(home)
-    try:
-        token, info = auth.issue(username, name=name, kind="api", lifetime=timedelta(days=days))
-    finally:
-        cases.close()
+    with _credentials(home) as credentials:
+        token, info = credentials.issue(username, name=name, lifetime=timedelta(days=days))
     if fmt is OutputFormat.JSON:
         print_json({"token": token, **info})
         return
@@ -64,11 +62,8 @@ def create(username: Annotated[str, typer.Argument(help="The user the token is f
 def list_(user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user's tokens.")] = None,
           home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Tokens and sessions (never their secrets)."""
-    cases, _auth = _services(home)
-    try:
-        items, total = cases.list_tokens(user, limit=10_000, offset=0)
-    finally:
-        cases.close()
+    with _credentials(home) as credentials:
+        items, total = credentials.list_tokens(user)
     if fmt is OutputFormat.JSON:
         print_json({"tokens": items, "total": total})
         return
@@ -84,11 +79,8 @@ def list_(user: Annotated[str | None, typer.Option("--user", "-u", help="Only th
 def revoke(token_id: Annotated[str, typer.Argument(help="The token's id (see `fundtrail token list`).")],
            home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Revoke a token: it stops working at once (a running service within its token cache time)."""
-    cases, _auth = _services(home)
-    try:
-        info = cases.revoke_token(token_id, owner=None)
-    finally:
-        cases.close()
+    with _credentials(home) as credentials:
+        info = credentials.revoke(token_id)
     if fmt is OutputFormat.JSON:
         print_json(info)
         return
@@ -108,11 +100,8 @@ def password(username: Annotated[str, typer.Argument(help="The user whose passwo
         secret = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
     if not secret:
         raise InputError("the password is empty")
-    cases, auth = _services(home)
-    try:
-        auth.set_password(username, secret)
-    finally:
-        cases.close()
+    with _credentials(home) as credentials:
+        credentials.set_password(username, secret)
     console.print(f"password of {username} set")
 
 

@@ -7,15 +7,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from fundtrail.analysis.paths import find_paths
-from fundtrail.analysis.tracing import trace_funds
+from fundtrail.analysis.tracing import DEFAULT_MAX_HOPS, DEFAULT_MAX_STEPS, TraceParams, trace_funds
 from fundtrail.cli.common import (
     DEFAULT_HOME,
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
+    amount_text,
     console,
     handle_errors,
     print_json,
@@ -25,7 +26,11 @@ from fundtrail.errors import InputError
 from fundtrail.store import ChainStore
 
 ChainOpt = Annotated[str, typer.Option("--chain", "-c", help="Chain name (btc, ltc, eth ...).")]
-MaxHopsOpt = Annotated[int, typer.Option("--max-hops", help="Stop after this many hops (transactions).")]
+MaxHopsOpt = Annotated[int, typer.Option(
+    "--max-hops", help="Stop after this many owner hops (hand-overs between owners; a spend to the "
+                       "sender's own change, peel chain or cluster uses none).")]
+MaxStepsOpt = Annotated[int, typer.Option(
+    "--max-steps", help="Stop after this many transactions (transfers), whoever owns them.")]
 MinValueOpt = Annotated[int, typer.Option("--min-value", help="Do not follow less than this (base units).")]
 SinceOpt = Annotated[str | None, typer.Option("--since", help="Only transactions at or after this time "
                                                                "(ISO 8601 date/time, UTC, or Unix seconds).")]
@@ -60,83 +65,109 @@ def parse_time(text: str | None, option: str) -> int | None:
     return int(when.timestamp())
 
 
-def _short(text: str | None, width: int = 20) -> str:
-    if not text:
-        return "-"
-    return text if len(text) <= width else text[: width - 9] + "…" + text[-8:]
-
-
 def trace(seeds: SeedsArg, chain: ChainOpt = "btc", policy: PolicyOpt = TaintPolicy.HAIRCUT,
-          direction: DirectionOpt = Direction.FORWARD, max_hops: MaxHopsOpt = 6, min_value: MinValueOpt = 0,
+          direction: DirectionOpt = Direction.FORWARD, max_hops: MaxHopsOpt = DEFAULT_MAX_HOPS,
+          max_steps: MaxStepsOpt = DEFAULT_MAX_STEPS, min_value: MinValueOpt = 0,
           since: SinceOpt = None, until: UntilOpt = None, asset: AssetOpt = None,
           stop_at_services: ServicesOpt = True, hub_degree: HubOpt = 500, follow_change: ChangeOpt = True,
           home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Trace funds from seeds with a taint policy: endpoints (services, CoinJoins, unspent) and flows."""
+    params = TraceParams(direction=direction, policy=policy, max_hops=max_hops, max_steps=max_steps,
+                         min_value=min_value, since=parse_time(since, "--since"),
+                         until=parse_time(until, "--until"), asset=asset, stop_at_services=stop_at_services,
+                         hub_degree=hub_degree, follow_change=follow_change)
     with ChainStore.open_home(home) as store:
-        result = trace_funds(store, chain, list(seeds), direction=direction.value, policy=policy.value,
-                             max_hops=max_hops, min_value=min_value, since=parse_time(since, "--since"),
-                             until=parse_time(until, "--until"), asset=asset,
-                             stop_at_services=stop_at_services, hub_degree=hub_degree,
-                             follow_change=follow_change)
-        doc = result.to_dict()
+        doc = trace_funds(store, chain, list(seeds), params).to_dict()
+        first_block = store.con.execute("SELECT min(height) FROM blocks WHERE chain = ?", [chain]).fetchone()
     if fmt is OutputFormat.JSON:
         print_json(doc)
         return
-    _render_trace(doc)
+    _render_trace(doc, first_block[0] if first_block else None)
 
 
-def _render_trace(doc: dict[str, Any]) -> None:
-    title = (f"{doc['chain']} {doc['direction']} trace, {doc['policy']}, "
-             f"max {doc['parameters']['max_hops']} hops: endpoints")
+_STOP_WORDS = {"service": "at a service", "hub": "at a hub", "coinjoin": "at a CoinJoin",
+               "max_hops": "at --max-hops (owner hops)", "max_steps": "at --max-steps (transactions)",
+               "min_value": "below --min-value",
+               "time_window": "outside the time window", "change": "at change (--no-follow-change)",
+               "not_in_store": "where the store lacks the history",
+               "unknown": "where no input accounts for the value"}
+"""How the human summary names each reason a trace was cut short."""
+
+
+def _render_trace(doc: dict[str, Any], first_block: int | None = None) -> None:
+    chain = doc["chain"]
+    title = (f"{chain} {doc['direction']} trace, {doc['policy']}, "
+             f"max {doc['parameters']['max_hops']} owner hops, {doc['parameters']['max_steps']} steps: "
+             "endpoints")
     table = Table(title=title)
-    for col in ("address / txid", "entity", "category", "reason", "asset", "tainted", "hops"):
-        table.add_column(col, justify="right" if col in ("tainted", "hops") else "left")
+    tokens = any(e["asset"] != "native" for e in doc["endpoints"])
+    for col in ("address / txid", "entity (category)", "reason", *(("asset",) if tokens else ()), "tainted",
+                "hops"):
+        table.add_column(col, justify="right" if col in ("tainted", "hops") else "left",
+                         no_wrap=col == "tainted")
     for e in doc["endpoints"]:
-        table.add_row(e["address"] or e["txid"] or "-", e["entity"] or "-", e["category"] or "-", e["reason"],
-                      _short(e["asset"], 14), e["tainted_value"], str(e["hops"]))
+        who = " ".join(x for x in (e["entity"], f"({e['category']})" if e["category"] else None) if x) or "-"
+        table.add_row(e["address"] or e["txid"] or "-", who, e["reason"], *((e["asset"],) if tokens else ()),
+                      amount_text(e["tainted_value"], chain, e["asset"]), str(e["hops"]))
     console.print(table)
-    per_hop: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    per_hop: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
     for f in doc["flows"]:
-        per_hop[f["hop"]][0] += 1
-        per_hop[f["hop"]][1] += int(f["tainted_value"])
-    flows = Table(title="flows per hop")
+        per_hop[f["hop"], f["asset"]][0] += 1
+        per_hop[f["hop"], f["asset"]][1] += int(f["tainted_value"])
+    flows = Table(title="flows per owner hop")
     for col in ("hop", "flows", "tainted"):
-        flows.add_column(col, justify="right")
-    for hop in sorted(per_hop):
-        flows.add_row(str(hop), str(per_hop[hop][0]), str(per_hop[hop][1]))
+        flows.add_column(col, justify="right", no_wrap=True)
+    for hop, asset in sorted(per_hop):
+        count, value = per_hop[hop, asset]
+        flows.add_row(str(hop), str(count), amount_text(value, chain, asset))
     console.print(flows)
     for asset, t in doc["totals"]["assets"].items():
-        console.print(f"{asset}: seeded {t['seeded']}, at endpoints {t['endpoints']}, fees {t['fees']}")
+        console.print(f"{asset}: seeded {amount_text(t['seeded'], chain, asset)}, at endpoints "
+                      f"{amount_text(t['endpoints'], chain, asset)}, "
+                      f"fees {amount_text(t['fees'], chain, asset)}",
+                      highlight=False)
     if doc["stopped"]:
-        console.print(f"stopped early at {len(doc['stopped'])} places (hub, service, CoinJoin, limits); "
-                      "see --format json")
+        reasons: dict[str, int] = defaultdict(int)
+        for s in doc["stopped"]:
+            reasons[s["reason"]] += 1
+        where = ", ".join(f"{n} {_STOP_WORDS.get(r, r)}" for r, n in sorted(reasons.items()))
+        console.print(f"stopped early at {len(doc['stopped'])} places ({where}); see --format json",
+                      highlight=False)
+    if any(e["reason"] == "not_in_store" for e in doc["endpoints"]):
+        before = f"before block {first_block:,}" if first_block is not None else "it spends"
+        console.print(f"the {chain} chain data {before} is not in the store: ingest earlier blocks to trace "
+                      "further back", highlight=False)
 
 
 def path(source: Annotated[str, typer.Argument(help="The address funds leave.")],
          target: Annotated[str, typer.Argument(help="The address funds arrive at.")],
-         chain: ChainOpt = "btc", max_hops: MaxHopsOpt = 6, min_value: MinValueOpt = 0,
+         chain: ChainOpt = "btc", max_hops: MaxHopsOpt = DEFAULT_MAX_HOPS,
+         max_steps: MaxStepsOpt = DEFAULT_MAX_STEPS, min_value: MinValueOpt = 0,
          since: SinceOpt = None, until: UntilOpt = None, hub_degree: HubOpt = 500,
          limit: Annotated[int, typer.Option("--limit", help="At most this many paths.")] = 10,
          home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
-    """Shortest value-carrying paths from one address to another."""
+    """Shortest value-carrying paths from one address to another (owner hops and steps)."""
+    params = TraceParams(max_hops=max_hops, max_steps=max_steps, min_value=min_value,
+                         since=parse_time(since, "--since"), until=parse_time(until, "--until"),
+                         hub_degree=hub_degree)
     with ChainStore.open_home(home) as store:
-        result = find_paths(store, chain, source, target, max_hops=max_hops, min_value=min_value,
-                            since=parse_time(since, "--since"), until=parse_time(until, "--until"),
-                            hub_degree=hub_degree, limit=limit)
-        doc = result.to_dict()
+        doc = find_paths(store, chain, source, target, params, limit=limit).to_dict()
     if fmt is OutputFormat.JSON:
         print_json(doc)
         return
     if not doc["paths"]:
-        console.print(f"no path from {doc['source']} to {doc['target']} within {max_hops} hops")
+        console.print(f"no path from {doc['source']} to {doc['target']} within {max_hops} owner hops "
+                      f"and {max_steps} steps")
         return
     for i, p in enumerate(doc["paths"], 1):
-        table = Table(title=f"path {i}: {p['hops']} hops")
-        for col in ("hop", "txid", "from", "to", "asset", "value"):
-            table.add_column(col, justify="right" if col in ("hop", "value") else "left")
+        table = Table(title=f"path {i}: {p['hops']} owner hops, {p['steps']} steps")
+        for col in ("hop", "step", "txid", "from", "to", "asset", "value"):
+            table.add_column(col, justify="right" if col in ("hop", "step", "value") else "left",
+                             no_wrap=col == "value")
         for f in p["flows"]:
-            table.add_row(str(f["hop"]), _short(f["txid"], 24), f["from"] or "-", f["to"] or "-",
-                          _short(f["asset"], 14), f["value"])
+            table.add_row(str(f["hop"]), str(f["step"]), f["txid"], f["from"] or "-", f["to"] or "-",
+                          f["asset"],
+                          amount_text(f["value"], chain, f["asset"]))
         console.print(table)
 
 

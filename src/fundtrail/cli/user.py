@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from fundtrail.cases.context import open_operation
 from fundtrail.cases.users import add_user, list_users, user_doc
@@ -15,6 +14,7 @@ from fundtrail.cli.common import (
     FormatOpt,
     HomeOpt,
     OutputFormat,
+    Table,
     console,
     handle_errors,
     print_json,

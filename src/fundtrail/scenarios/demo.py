@@ -1,10 +1,11 @@
 """The demo: a generated world in a FundTrail home, investigated the way an analyst would.
 
-The demo is a list of named steps (:data:`DEMO_STEPS`). Each step does one thing with the home (generate,
-ingest, import tags, cluster, trace, report ...) and says what it did. Layers built later (cases, evidence,
-legal requests, users, sharing agreements) add their own steps with :func:`add_step`. A step whose layer
-is not installed yet is *skipped* with a note, a step that fails is reported, and the demo goes on with
-the next step; steps that need an earlier step's result skip themselves when it is missing.
+The demo is a list of named steps (:data:`DEMO_STEPS`, composed here and nowhere else). Each step does one
+thing with the home (generate, ingest, import tags, cluster, trace, report ...) and says what it did; the
+steps on case data (agency and users, case and evidence, a freeze, the sharing agreement, dashboard sign-in,
+the audit check) are in :mod:`fundtrail.scenarios.agency`. A step that needs an optional extra that is not
+installed stops the demo before it starts, naming the extra; a step that fails is reported, and the demo
+goes on with the next step; steps that need an earlier step's result skip themselves when it is missing.
 
 What the chain part leaves in the home::
 
@@ -16,115 +17,37 @@ What the chain part leaves in the home::
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from fundtrail.errors import FundTrailError
+from fundtrail.errors import FundTrailError, MissingExtraError
+from fundtrail.scenarios import agency
+from fundtrail.scenarios.steps import (
+    DEFAULT_SEED,
+    DEFAULT_SIZE,
+    DemoContext,
+    DemoStep,
+    StepResult,
+    StepSkipped,
+    StepStatus,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEED = 7
-DEFAULT_SIZE = "medium"
-WORLD_DIR = "world"
-REPORTS_DIR = "reports"
 TRACE_FILE = "ransomware-trace.json"
 REPORT_FILE = "demo-report.md"
 TRACE_POLICY = "haircut"
 TRACE_MAX_HOPS = 30
-
-
-class StepStatus(StrEnum):
-    """How a demo step ended."""
-
-    DONE = "done"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-
-
-class StepSkipped(Exception):
-    """Raised by a step that cannot run here (its layer is missing, or an earlier step's result)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StepResult:
-    """What one step did."""
-
-    name: str
-    title: str
-    status: StepStatus
-    message: str
-    seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "name": self.name,
-            "title": self.title,
-            "status": self.status.value,
-            "message": self.message,
-            "seconds": round(self.seconds, 2),
-        }
-
-
-@dataclass(eq=False)
-class DemoContext:
-    """What the steps share: the home, the options, one chain-store connection, and their results."""
-
-    home: Path
-    seed: int = DEFAULT_SEED
-    size: str = DEFAULT_SIZE
-    chain: str = "btc"
-    shared_data: Path | None = None
-    state: dict[str, Any] = field(default_factory=dict)
-    hints: list[str] = field(default_factory=list)
-    _store: Any = None
-
-    @property
-    def world_dir(self) -> Path:
-        """Where the generated world is."""
-        return self.home / WORLD_DIR
-
-    @property
-    def reports_dir(self) -> Path:
-        """Where the demo writes its reports."""
-        return self.home / REPORTS_DIR
-
-    def store(self) -> Any:
-        """The home's chain store (opened once, closed when the demo ends)."""
-        if self._store is None:
-            from fundtrail.store import ChainStore
-
-            self._store = ChainStore.open_home(self.home)
-        return self._store
-
-    def close(self) -> None:
-        """Close the chain store if a step opened it."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-
-    def need(self, key: str, step: str) -> Any:
-        """An earlier step's result; skips the calling step when it is missing."""
-        if key not in self.state:
-            raise StepSkipped(f"needs the {step} step, which did not complete")
-        return self.state[key]
-
-
-@dataclass(frozen=True, slots=True)
-class DemoStep:
-    """A named step: ``run(context)`` does the work and returns a one-line message."""
-
-    name: str
-    title: str
-    run: Callable[[DemoContext], str]
+USER_ENV = "FUNDTRAIL_USER"
+"""The acting-user setting (:data:`fundtrail.cases.context.USER_ENV`), set aside while the demo runs."""
 
 
 # ------------------------------------------------------------------------------------------ chain steps
@@ -266,9 +189,11 @@ DEMO_STEPS: list[DemoStep] = [
     DemoStep("patterns", "Detect CoinJoins and peel chains", _step_patterns),
     DemoStep("cluster", "Cluster addresses", _step_cluster),
     DemoStep("trace", "Trace the ransom forward", _step_trace),
+    *agency.STEPS,
     DemoStep("report", "Write the report", _step_report),
 ]
-"""The demo's steps, in order. Later layers add theirs with :func:`add_step`."""
+"""The demo's steps, in order: the chain investigation, then the demo agency's work on the case
+(:mod:`fundtrail.scenarios.agency`), then the report. This list is the demo's one composition."""
 
 
 def add_step(step: DemoStep, *, after: str | None = None, before: str | None = None) -> None:
@@ -321,28 +246,24 @@ StepCallback = Callable[[DemoStep, StepResult | None], None]
 """Called before a step runs (result None) and after it (with its result)."""
 
 
-def _missing_layer(exc: ImportError) -> str | None:
-    name = getattr(exc, "name", None) or ""
-    if name.startswith("fundtrail"):
-        return name
-    return None
+def _check_installed(steps: list[DemoStep]) -> None:
+    """MissingExtraError naming the extra to install when a step needs a package that is not there."""
+    for step in steps:
+        for module, extra in step.needs:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                raise MissingExtraError(module, extra, f"the demo (step {step.name!r})") from None
 
 
 def run_step(step: DemoStep, ctx: DemoContext) -> StepResult:
-    """Run one step; a missing layer or an unmet need skips it, any error fails it (the demo goes on)."""
+    """Run one step; an unmet need skips it, any error fails it (the demo goes on)."""
     started = time.perf_counter()
     try:
         message = step.run(ctx)
         status = StepStatus.DONE
     except StepSkipped as exc:
         status, message = StepStatus.SKIPPED, str(exc)
-    except ImportError as exc:
-        layer = _missing_layer(exc)
-        if layer is None:
-            log.exception("demo step %s failed", step.name)
-            status, message = StepStatus.FAILED, f"{type(exc).__name__}: {exc}"
-        else:
-            status, message = StepStatus.SKIPPED, f"not available yet ({layer} is not installed)"
     except FundTrailError as exc:
         status, message = StepStatus.FAILED, str(exc)
     except Exception as exc:  # noqa: BLE001 - a broken step must not stop the demo
@@ -361,12 +282,15 @@ def run_demo(
     on_step: StepCallback | None = None,
 ) -> DemoRun:
     """Run the demo steps on ``home`` (created) and say what each did and what the trace found."""
+    chosen = list(steps if steps is not None else DEMO_STEPS)
+    _check_installed(chosen)
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(home=home, seed=seed, size=size, shared_data=shared_data)
     results = []
+    outside_user = os.environ.pop(USER_ENV, None)  # the demo acts as its own users, not as the caller
     try:
-        for step in list(steps if steps is not None else DEMO_STEPS):
+        for step in chosen:
             if on_step is not None:
                 on_step(step, None)
             result = run_step(step, ctx)
@@ -375,6 +299,8 @@ def run_demo(
                 on_step(step, result)
     finally:
         ctx.close()
+        if outside_user is not None:
+            os.environ[USER_ENV] = outside_user
     files: dict[str, Path] = {k: ctx.state[k] for k in ("trace_file", "report_file") if k in ctx.state}
     if ctx.world_dir.exists():
         files["world"] = ctx.world_dir
@@ -527,15 +453,3 @@ def render_report(ctx: DemoContext, case: Any, summary: dict[str, Any]) -> str:
         for x in gt["exchanges"]
     ]
     return "\n".join(lines) + "\n"
-
-
-try:  # the case layer adds its steps (agency and users, case and evidence, freeze request, audit)
-    import fundtrail.cases.demo  # noqa: E402, F401
-    import fundtrail.sharing.demo  # noqa: E402, F401  (the cooperation layer: agreement demo-partner)
-except ImportError:  # pragma: no cover - the case layer is optional for the chain demo
-    pass
-
-try:  # the service adds its step (dashboard sign-in for the demo users)
-    import fundtrail.api.demo  # noqa: E402, F401
-except ImportError:  # pragma: no cover - the service is optional for the chain demo
-    pass
