@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 HOME_DIR ?= .fundtrail
 
-.PHONY: setup setup-full demo test test-fast bench lint serve clean
+.PHONY: setup setup-full demo test test-fast screenshots bench lint serve clean
 
 setup:
 	scripts/setup.sh
@@ -18,6 +18,9 @@ test: setup-full
 
 test-fast:
 	.venv/bin/pytest -q -m "not node and not browser and not slow"
+
+screenshots: setup-full   # rewrite docs/screenshots from the browser tests (tests alone write to a temporary folder)
+	FUNDTRAIL_REFRESH_SCREENSHOTS=1 .venv/bin/pytest -q tests/web/test_browser.py
 
 bench: setup-full
 	$(PY) bench/run_all.py
