@@ -77,7 +77,8 @@ def generate_bitcoin_etl(path: Path, n_txs: int, *, seed: int = 7, per_block: in
                         utxos.append((txid, n, addr, script, value))
                 inputs = [{"index": i, "spent_transaction_hash": u[0], "spent_output_index": u[1],
                            "script_asm": "", "script_hex": "", "sequence": 4294967295,
-                           "required_signatures": None, "type": "pubkeyhash", "addresses": [u[2]], "value": u[4]}
+                           "required_signatures": None, "type": "pubkeyhash", "addresses": [u[2]],
+                           "value": u[4]}
                           for i, u in enumerate(ins)]
                 row = {"hash": txid, "size": 226, "virtual_size": 226, "version": 1, "lock_time": 0,
                        "block_number": height, "block_hash": block_hash, "block_timestamp": ts,
@@ -151,8 +152,8 @@ def baseline_bitcoin_etl(path: Path, db: Path) -> int:
                             (o["addresses"] or [None])[0], o["value"], o["type"]))
             for i in tx["inputs"]:
                 con.execute("INSERT INTO inputs VALUES (?,?,?,?,?,?)", (tx["hash"], i["index"],
-                            i["spent_transaction_hash"], i["spent_output_index"], (i["addresses"] or [None])[0],
-                            i["value"]))
+                            i["spent_transaction_hash"], i["spent_output_index"],
+                            (i["addresses"] or [None])[0], i["value"]))
             n += 1
     con.commit()
     con.close()
@@ -173,7 +174,8 @@ def baseline_raw_blocks(blocks: list[bytes], db: Path) -> int:
             con.execute("INSERT INTO txs VALUES (?,?,?,?,?)", (tx.txid, h, block.header.time, None, 0))
             for k, out in enumerate(tx.outputs):
                 stype, addr = classify_script("btc", bytes(out.script))
-                con.execute("INSERT INTO outputs VALUES (?,?,?,?,?)", (tx.txid, k, addr, out.value, stype.value))
+                con.execute("INSERT INTO outputs VALUES (?,?,?,?,?)",
+                            (tx.txid, k, addr, out.value, stype.value))
             for k, txin in enumerate(tx.inputs):
                 con.execute("INSERT INTO inputs VALUES (?,?,?,?,?,?)",
                             (tx.txid, k, txin.prev_txid, txin.prev_n, None, None))
@@ -252,11 +254,12 @@ def main() -> None:
 
         if (SHARED / "bitcoin_raw_blocks").is_dir():
             blocks = _read_raw_blocks()
-            files = [SHARED / "bitcoin_raw_blocks" / n for n in ("blocks1-256.bz2", "277647.dat.bz2")] + sorted(
-                (SHARED / "bitcoin_raw_blocks").glob("block-*.blk"))
+            raw = SHARED / "bitcoin_raw_blocks"
+            files = [raw / n for n in ("blocks1-256.bz2", "277647.dat.bz2")] + sorted(raw.glob("block-*.blk"))
             store = ChainStore(tmp / "b.duckdb")
             report, t_ours = _timed(lambda: ingest_batches(
-                store, "btc", read_block_files(files, "btc", known_height=lambda h: store.height_of("btc", h))))
+                store, "btc",
+                read_block_files(files, "btc", known_height=lambda h: store.height_of("btc", h))))
             store.close()
             n_base, t_base = _timed(lambda: baseline_raw_blocks(blocks, tmp / "b.sqlite"))
             rows.append(("raw blocks (real mainnet)", report.txs_written, t_ours, t_base))
