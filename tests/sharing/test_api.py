@@ -316,3 +316,14 @@ def test_a_partner_key_only_in_the_database_does_not_get_in(linked, tmp_path, ch
     assert trust.unpin(b.home, a.key.key_id)
     assert http.post(path, content=body, headers=signed(a, "POST", path, body)).status_code == 401
     assert "cooperation.request.receive" not in b.audit_actions()
+
+
+def test_a_signed_body_nested_deeply_is_bad_input_not_a_crash(linked) -> None:
+    a, b = linked.a, linked.b
+    http = linked.http(b)
+    path = "/api/cooperation/packages"
+    for depth in (150, 100_000):
+        body = b"[" * depth + b"]" * depth
+        answer = http.post(path, content=body, headers=signed(a, "POST", path, body))
+        assert answer.status_code == 422, answer.text
+        assert "nest" in answer.json()["detail"]

@@ -49,6 +49,94 @@ OPEN = ConfigDict(extra="allow")
 
 
 @with_config(OPEN)
+class PathFlow(TypedDict):
+    """One movement along a path found between two addresses (a trace flow without the tainted value)."""
+
+    txid: str
+    asset: str
+    value: Amount
+    hop: int
+    step: int
+
+
+@with_config(OPEN)
+class PathParameters(TypedDict):
+    """The options a path search ran with."""
+
+    max_hops: int
+    max_steps: int
+    min_value: Amount
+    since: int | None
+    until: int | None
+    hub_degree: int
+    limit: int
+
+
+@with_config(OPEN)
+class FoundPath(TypedDict):
+    """One path: its owner hops, its transactions and the smallest value along it."""
+
+    hops: int
+    steps: int
+    value: Amount
+    flows: list[PathFlow]
+
+
+@with_config(OPEN)
+class DeconflictionContact(TypedDict):
+    """Whom to call about a subject another case holds."""
+
+    name: str
+    unit: str
+    email: str | None
+
+
+@with_config(OPEN)
+class DeconflictionHit(TypedDict):
+    """Another case of the agency that already holds the subject."""
+
+    case: str
+    status: str
+    unit: str
+    contact: DeconflictionContact
+
+
+RequestTransition = TypedDict("RequestTransition", {
+    "from": str | None,
+    "to": str,
+    "by": str,
+    "at": datetime | str,
+    "reason": str | None,
+})
+"""One step of a request's history: from which state to which, by whom, when, why."""
+
+
+@with_config(OPEN)
+class SignedTreeHead(TypedDict):
+    """A signed tree head of the audit log (RFC 9162 shape): what an auditor keeps."""
+
+    log: str
+    tree_size: int
+    root_hash: str
+    timestamp: str
+    key_id: str
+    signature: str
+
+
+@with_config(OPEN)
+class WitnessedTreeHead(TypedDict):
+    """The newest head of ours a partner countersigned, and whether the log still extends it."""
+
+    witness: str
+    tree_size: int
+    root_hash: str
+    timestamp: str
+    witnessed_at: str
+    cosignature_trusted: bool
+    extended: bool
+
+
+@with_config(OPEN)
 class TraceParameters(TypedDict):
     """The options a trace ran with (:class:`fundtrail.analysis.tracing.TraceParams`)."""
 
@@ -721,9 +809,9 @@ class PathsDocument(Open):
     chain: str
     source: str
     target: str
-    parameters: dict[str, Any]
+    parameters: PathParameters
     found: int
-    paths: list[dict[str, Any]]
+    paths: list[FoundPath]
 
 
 class JobAccepted(BaseModel):
@@ -743,8 +831,8 @@ class JobDocument(BaseModel):
     status: Literal["running", "done", "failed"]
     created_at: str
     finished_at: str | None
-    result: dict[str, Any] | None = None
-    problem: dict[str, Any] | None = None
+    result: TraceDocument | PathsDocument | AddressDocument | None = None
+    problem: Problem | None = None
 
 
 # ------------------------------------------------------------------------------------------ cases
@@ -848,7 +936,7 @@ class SubjectAdded(BaseModel):
     """The subject added, and the other cases of the agency that hold it too."""
 
     subject: Subject
-    deconfliction: list[dict[str, Any]]
+    deconfliction: list[DeconflictionHit]
 
 
 # ------------------------------------------------------------------------------------------ requests
@@ -880,7 +968,7 @@ class RequestDocument(Open):
     answer_due: Any = None
     hold_until: Any = None
     version: int
-    history: list[dict[str, Any]]
+    history: list[RequestTransition]
     actions: list[str] = Field(default_factory=list, description="What can happen to it next.")
 
 
@@ -1042,8 +1130,8 @@ class AuditVerification(Open):
     records: int
     root_hash: str
     signed_heads: int
-    newest_head: dict[str, Any] | None
-    newest_witnessed_head: dict[str, Any] | None
+    newest_head: SignedTreeHead | None
+    newest_witnessed_head: WitnessedTreeHead | None
     first_bad_record: int | None
     problem: str | None
 

@@ -37,6 +37,7 @@ from fundtrail.audit import trust
 from fundtrail.cases.context import operation
 from fundtrail.cases.db import CaseDB
 from fundtrail.errors import FundTrailError, InputError, IntegrityError
+from fundtrail.limits import check_nesting, input_limits
 from fundtrail.sharing.agreements import agency_identity, agreement_for_partner
 from fundtrail.sharing.models import SharingAgreement
 from fundtrail.sharing.signing import ReplayGuard, verify_request
@@ -100,9 +101,13 @@ class PartnerCall:
     def json(self) -> Any:
         """The body as JSON; InputError when it is not."""
         try:
-            return json.loads(self.body) if self.body else {}
+            document = json.loads(self.body) if self.body else {}
         except ValueError:
             raise InputError("the body is not JSON") from None
+        except RecursionError:
+            raise InputError("the body nests too deeply to be read") from None
+        check_nesting(document, "the body", input_limits())
+        return document
 
 
 def _public_key(db: CaseDB, key_id: str) -> str | None:
