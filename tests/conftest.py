@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from collections.abc import Iterator
@@ -212,3 +213,11 @@ def agency_db(case_db: CaseDB, sqlite_template) -> CaseDB:
     else:
         seed_users(case_db)
     return case_db
+
+
+def pytest_collection_finish(session) -> None:
+    """Move what exists once the tests are collected (the modules of every layer, the test items) out of
+    the garbage collector's reach: it all lives until the end of the run, and each full collection during
+    the tests would otherwise walk through it again."""
+    gc.collect()
+    gc.freeze()
