@@ -180,24 +180,47 @@ def seed_agency(home: Path) -> dict[str, str]:
     return numbers
 
 
+AgencyTemplate = tuple[Path, dict[str, str]]
+"""A seeded agency home and its case numbers."""
+
+
 @contextmanager
-def open_agency(chain_home: Path, folder: Path) -> Iterator[Agency]:
-    """A fresh agency home in ``folder`` served by the app (in-process test client)."""
+def open_agency(chain_home: Path, folder: Path,
+                template: AgencyTemplate | None = None) -> Iterator[Agency]:
+    """A fresh agency home in ``folder`` served by the app (in-process test client).
+
+    The home is seeded here, or copied from ``template`` (a home seeded the same way, see
+    :func:`agency_template`, and its case numbers).
+    """
     from fundtrail.api.app import create_app
 
     home = folder / "home"
-    home.mkdir()
-    shutil.copy(chain_home / "chain.duckdb", home / "chain.duckdb")
-    numbers = seed_agency(home)
+    if template is None:
+        home.mkdir()
+        shutil.copy(chain_home / "chain.duckdb", home / "chain.duckdb")
+        numbers = seed_agency(home)
+    else:
+        shutil.copytree(template[0], home)
+        numbers = dict(template[1])
     app = create_app(home, test_settings())
     with TestClient(app) as client:
         yield Agency(home, app, client, numbers)
 
 
+@pytest.fixture(scope="session")
+def agency_template(chain_home: Path, tmp_path_factory: pytest.TempPathFactory) -> AgencyTemplate:
+    """An agency home (the chain store, the case database seeded by :func:`seed_agency`, the agency key),
+    made once per session; each test's agency is a copy of it."""
+    home = tmp_path_factory.mktemp("agency-template") / "home"
+    home.mkdir()
+    shutil.copy(chain_home / "chain.duckdb", home / "chain.duckdb")
+    return home, seed_agency(home)
+
+
 @pytest.fixture()
-def agency(chain_home: Path, tmp_path: Path) -> Iterator[Agency]:
-    """A fresh agency for one test."""
-    with open_agency(chain_home, tmp_path) as fresh:
+def agency(chain_home: Path, tmp_path: Path, agency_template: AgencyTemplate) -> Iterator[Agency]:
+    """A fresh agency for one test (a copy of the session's seeded agency home)."""
+    with open_agency(chain_home, tmp_path, agency_template) as fresh:
         yield fresh
 
 

@@ -17,4 +17,5 @@ _spec.loader.exec_module(_fixtures)
 world = _fixtures.world
 chain_home = _fixtures.chain_home
 agency = _fixtures.agency
+agency_template = _fixtures.agency_template
 PASSWORD = _fixtures.PASSWORD

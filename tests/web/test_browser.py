@@ -217,7 +217,9 @@ def test_trace_graph_renders_and_explains_an_address(page_as: Any, server: str, 
     widths = page.evaluate("window.fundtrail.cy.edges().map((e) => e.data('width'))")
     assert max(widths) > min(widths)  # edges are sized by value
     # click an exchange: its risk and tags show in the panel
-    page.evaluate("window.fundtrail.cy.nodes('[kind = \"exchange\"]')[0].emit('tap')")
+    # (in a function returning nothing: evaluating emit() itself would hand back the cytoscape collection,
+    # which Playwright serialises object by object through the whole graph, for seconds)
+    page.evaluate("() => { window.fundtrail.cy.nodes('[kind = \"exchange\"]')[0].emit('tap'); }")
     page.wait_for_selector("#details [data-risk-level]")
     assert page.locator("#details [data-tag]").count() >= 1
     _shot(page, "case.png")

@@ -237,7 +237,10 @@ class RpcReplayServer:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="rpc-replay", daemon=True)
+        # serve_forever notices shutdown() only between polls: poll often, so that stop() takes
+        # milliseconds rather than up to the default half second
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.01,), name="rpc-replay",
+                                        daemon=True)
         self._thread.start()
         return self
 
