@@ -1015,18 +1015,44 @@ def list_conversions(
         sql += " AND kind = ?"
         args.append(kind.value)
     sql += " ORDER BY in_chain, in_time, in_txid, kind, rule, out_chain, out_txid, out_address"
-    out = []
-    for r in store.query(sql, args):
-        out.append(
-            Conversion(
-                ConversionKind(r[0]),
-                r[1],
-                float(r[2]),
-                int(r[3]),
-                Leg(r[5], r[6], r[7], r[8], int(r[9]), r[10]),
-                Leg(r[11], r[12], r[13], r[14], int(r[15]), r[16]),
-                anonymity_set=None if r[4] is None else int(r[4]),
-                evidence=json.loads(r[17]) if r[17] else {},
-            )
-        )
-    return out
+    return [_conversion_of_row(r) for r in store.query(sql, args)]
+
+
+def _conversion_of_row(r: Sequence[Any]) -> Conversion:
+    return Conversion(
+        ConversionKind(r[0]),
+        r[1],
+        float(r[2]),
+        int(r[3]),
+        Leg(r[5], r[6], r[7], r[8], int(r[9]), r[10]),
+        Leg(r[11], r[12], r[13], r[14], int(r[15]), r[16]),
+        anonymity_set=None if r[4] is None else int(r[4]),
+        evidence=json.loads(r[17]) if r[17] else {},
+    )
+
+
+def conversions_into(
+    store: ChainStore, chain: str, addresses: Iterable[str], min_confidence: float = 0.0
+) -> list[Conversion]:
+    """Stored conversions whose in side is one of ``addresses`` on ``chain`` (what a trace may follow)."""
+    wanted = sorted(set(addresses))
+    if not wanted or not _has_table(store, "conversions"):
+        return []
+    sql = (
+        "SELECT kind, rule, confidence, candidates, anonymity_set, in_chain, in_txid, in_address, in_asset, "
+        "in_value, in_time, out_chain, out_txid, out_address, out_asset, out_value, out_time, evidence "
+        "FROM conversions WHERE confidence >= ? AND in_chain = ? AND in_address IN (SELECT unnest(?)) "
+        "ORDER BY in_time, in_txid, in_address, in_asset, kind, rule, out_chain, out_txid, out_address"
+    )
+    return [_conversion_of_row(r) for r in store.query(sql, [min_confidence, chain, wanted])]
+
+
+def pool_addresses(store: ChainStore, chain: str) -> set[str]:
+    """The pools of ``chain`` that conversions name (where unlinked value stays)."""
+    if not _has_table(store, "conversions"):
+        return set()
+    rows = store.query(
+        "SELECT DISTINCT in_address FROM conversions WHERE in_chain = ? AND kind = ?",
+        [chain, ConversionKind.POOL.value],
+    )
+    return {r[0] for r in rows}

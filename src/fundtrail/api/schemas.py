@@ -21,6 +21,7 @@ from fundtrail.analysis.tracing.params import (
     DEFAULT_HUB_DEGREE,
     DEFAULT_MAX_HOPS,
     DEFAULT_MAX_STEPS,
+    DEFAULT_MIN_CONFIDENCE,
     HUB_DEGREE_LIMIT,
     MAX_HOPS_LIMIT,
     MAX_STEPS_LIMIT,
@@ -151,12 +152,16 @@ class TraceParameters(TypedDict):
     stop_at_services: bool
     hub_degree: int
     follow_change: bool
+    follow_conversions: NotRequired[bool]
+    min_confidence: NotRequired[float]
 
 
 @with_config(OPEN)
 class TraceEndpoint(TypedDict):
-    """Where traced value rests or where the trace stopped, with who is behind it."""
+    """Where traced value rests or where the trace stopped, with who is behind it (``chain`` when the
+    trace crossed conversions; ``sanctioned`` and ``sanctions_lists`` when a list names the address)."""
 
+    chain: NotRequired[str]
     address: str | None
     txid: str | None
     asset: str
@@ -167,6 +172,8 @@ class TraceEndpoint(TypedDict):
     tainted_value: Amount
     hops: int
     reason: str
+    sanctioned: NotRequired[bool]
+    sanctions_lists: NotRequired[list[str]]
 
 
 @with_config(OPEN)
@@ -181,6 +188,7 @@ class FlowInput(TypedDict):
 
 
 TraceFlow = TypedDict("TraceFlow", {
+    "chain": NotRequired[str],
     "txid": str,
     "from": str | None,
     "to": str | None,
@@ -195,6 +203,8 @@ TraceFlow = TypedDict("TraceFlow", {
     "index": NotRequired[int],
     "kind": NotRequired[str],
     "inputs": NotRequired[list[FlowInput]],
+    "sanctioned": NotRequired[bool],
+    "sanctions_lists": NotRequired[list[str]],
     "evidence": list[str],
 })
 """One movement of traced value: ``hop`` counts owner hand-overs, ``step`` transactions (or transfers);
@@ -750,6 +760,10 @@ class TraceOptions(Strict):
     stop_at_services: bool = True
     hub_degree: int = Field(default=DEFAULT_HUB_DEGREE, ge=1, le=HUB_DEGREE_LIMIT)
     follow_change: bool = True
+    follow_conversions: bool = Field(default=True, description=(
+        "Follow detected conversions (swaps, bridges, pools) onto their out asset and chain (forward)."))
+    min_confidence: float = Field(default=DEFAULT_MIN_CONFIDENCE, ge=0, le=1,
+                                  description="Follow only conversions at least this confident.")
 
     def trace_params(self) -> TraceParams:
         """The options as the one validated value tracing takes."""
@@ -757,7 +771,8 @@ class TraceOptions(Strict):
                            max_hops=self.max_hops, max_steps=self.max_steps, min_value=self.min_value,
                            since=self.since, until=self.until, asset=self.asset,
                            stop_at_services=self.stop_at_services, hub_degree=self.hub_degree,
-                           follow_change=self.follow_change)
+                           follow_change=self.follow_change, follow_conversions=self.follow_conversions,
+                           min_confidence=self.min_confidence)
 
 
 class TraceRequest(TraceOptions):
@@ -769,7 +784,12 @@ class TraceRequest(TraceOptions):
 
 
 class TraceDocument(Open):
-    """A finished trace: endpoints, flows, where it stopped, totals (the ``fundtrail trace`` document)."""
+    """A finished trace: endpoints, flows, where it stopped, totals (the ``fundtrail trace`` document).
+
+    A trace that crossed conversions also carries ``conversions``: each with its ``kind``, ``rule``,
+    ``confidence``, ``candidates``, ``in`` and ``out`` sides (chain, txid, address, asset, value),
+    ``tainted_in``, ``tainted_out`` and whether it was ``followed``; its flows and endpoints then name
+    their ``chain``, and totals of other chains are keyed ``chain:asset``."""
 
     chain: str
     policy: str

@@ -10,6 +10,7 @@ import typer
 
 from fundtrail.analysis.paths import find_paths
 from fundtrail.analysis.tracing import DEFAULT_MAX_HOPS, DEFAULT_MAX_STEPS, TraceParams, trace_funds
+from fundtrail.analysis.tracing.params import DEFAULT_MIN_CONFIDENCE
 from fundtrail.cli.common import (
     DEFAULT_HOME,
     FormatOpt,
@@ -47,6 +48,12 @@ ServicesOpt = Annotated[bool, typer.Option("--stop-at-services/--no-stop-at-serv
                                            help="Stop at attributed services (exchanges ...).")]
 ChangeOpt = Annotated[bool, typer.Option("--follow-change/--no-follow-change",
                                          help="Follow change outputs (funds back to the sender).")]
+ConversionsOpt = Annotated[bool, typer.Option(
+    "--conversions/--no-conversions",
+    help="Follow detected conversions (swaps, bridges, pools) onto their out asset and chain "
+         "(`fundtrail conversions`); --no-conversions stops where value enters one.")]
+MinConfidenceOpt = Annotated[float, typer.Option(
+    "--min-confidence", min=0.0, max=1.0, help="Follow only conversions at least this confident (0..1).")]
 
 
 def parse_time(text: str | None, option: str) -> int | None:
@@ -70,12 +77,15 @@ def trace(seeds: SeedsArg, chain: ChainOpt = "btc", policy: PolicyOpt = TaintPol
           max_steps: MaxStepsOpt = DEFAULT_MAX_STEPS, min_value: MinValueOpt = 0,
           since: SinceOpt = None, until: UntilOpt = None, asset: AssetOpt = None,
           stop_at_services: ServicesOpt = True, hub_degree: HubOpt = 500, follow_change: ChangeOpt = True,
+          conversions: ConversionsOpt = True, min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
           home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
-    """Trace funds from seeds with a taint policy: endpoints (services, CoinJoins, unspent) and flows."""
+    """Trace funds from seeds with a taint policy: endpoints (services, CoinJoins, unspent) and flows,
+    across swaps, bridges and pools onto other assets and chains."""
     params = TraceParams(direction=direction, policy=policy, max_hops=max_hops, max_steps=max_steps,
                          min_value=min_value, since=parse_time(since, "--since"),
                          until=parse_time(until, "--until"), asset=asset, stop_at_services=stop_at_services,
-                         hub_degree=hub_degree, follow_change=follow_change)
+                         hub_degree=hub_degree, follow_change=follow_change, follow_conversions=conversions,
+                         min_confidence=min_confidence)
     with ChainStore.open_home(home) as store:
         doc = trace_funds(store, chain, list(seeds), params).to_dict()
         first_block = store.con.execute("SELECT min(height) FROM blocks WHERE chain = ?", [chain]).fetchone()
@@ -101,30 +111,39 @@ def _render_trace(doc: dict[str, Any], first_block: int | None = None) -> None:
              "endpoints")
     table = Table(title=title)
     tokens = any(e["asset"] != "native" for e in doc["endpoints"])
-    for col in ("address / txid", "entity (category)", "reason", *(("asset",) if tokens else ()), "tainted",
-                "hops"):
+    chains = "conversions" in doc
+    for col in (*(("chain",) if chains else ()), "address / txid", "entity (category)", "reason",
+                *(("asset",) if tokens else ()), "tainted", "hops"):
         table.add_column(col, justify="right" if col in ("tainted", "hops") else "left",
                          no_wrap=col == "tainted")
     for e in doc["endpoints"]:
         who = " ".join(x for x in (e["entity"], f"({e['category']})" if e["category"] else None) if x) or "-"
-        table.add_row(e["address"] or e["txid"] or "-", who, e["reason"], *((e["asset"],) if tokens else ()),
-                      amount_text(e["tainted_value"], chain, e["asset"]), str(e["hops"]))
+        if e.get("sanctioned"):
+            who = f"{who} SANCTIONED ({', '.join(e['sanctions_lists'])})"
+        where = e.get("chain", chain)
+        table.add_row(*((where,) if chains else ()), e["address"] or e["txid"] or "-", who, e["reason"],
+                      *((e["asset"],) if tokens else ()), amount_text(e["tainted_value"], where, e["asset"]),
+                      str(e["hops"]))
     console.print(table)
+    _render_conversions(doc)
     per_hop: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
     for f in doc["flows"]:
-        per_hop[f["hop"], f["asset"]][0] += 1
-        per_hop[f["hop"], f["asset"]][1] += int(f["tainted_value"])
+        bucket = (f["hop"], f["asset"] if f.get("chain", chain) == chain else f"{f['chain']}:{f['asset']}")
+        per_hop[bucket][0] += 1
+        per_hop[bucket][1] += int(f["tainted_value"])
     flows = Table(title="flows per owner hop")
     for col in ("hop", "flows", "tainted"):
         flows.add_column(col, justify="right", no_wrap=True)
-    for hop, asset in sorted(per_hop):
-        count, value = per_hop[hop, asset]
-        flows.add_row(str(hop), str(count), amount_text(value, chain, asset))
+    for hop, key in sorted(per_hop):
+        count, value = per_hop[hop, key]
+        where, asset = _chain_asset(key, chain)
+        flows.add_row(str(hop), str(count), amount_text(value, where, asset))
     console.print(flows)
-    for asset, t in doc["totals"]["assets"].items():
-        console.print(f"{asset}: seeded {amount_text(t['seeded'], chain, asset)}, at endpoints "
-                      f"{amount_text(t['endpoints'], chain, asset)}, "
-                      f"fees {amount_text(t['fees'], chain, asset)}",
+    for key, t in doc["totals"]["assets"].items():
+        where, asset = _chain_asset(key, chain)
+        console.print(f"{key}: seeded {amount_text(t['seeded'], where, asset)}, at endpoints "
+                      f"{amount_text(t['endpoints'], where, asset)}, "
+                      f"fees {amount_text(t['fees'], where, asset)}",
                       highlight=False)
     if doc["stopped"]:
         reasons: dict[str, int] = defaultdict(int)
@@ -137,6 +156,28 @@ def _render_trace(doc: dict[str, Any], first_block: int | None = None) -> None:
         before = f"before block {first_block:,}" if first_block is not None else "it spends"
         console.print(f"the {chain} chain data {before} is not in the store: ingest earlier blocks to trace "
                       "further back", highlight=False)
+
+
+def _chain_asset(key: str, chain: str) -> tuple[str, str]:
+    """(chain, asset) of a totals key: ``asset`` on the trace's chain, ``chain:asset`` on another."""
+    where, colon, asset = key.partition(":")
+    return (where, asset) if colon else (chain, key)
+
+
+def _render_conversions(doc: dict[str, Any]) -> None:
+    """The conversions a trace followed, one row each."""
+    if not doc.get("conversions"):
+        return
+    table = Table(title="conversions followed")
+    for col in ("kind (rule)", "confidence", "in", "out", "tainted in", "tainted out", "followed"):
+        table.add_column(col, justify="right" if col.startswith(("tainted", "confidence")) else "left")
+    for c in doc["conversions"]:
+        i, o = c["in"], c["out"]
+        table.add_row(f"{c['kind']} ({c['rule']})", f"{c['confidence']:.2f}",
+                      f"{i['chain']} {i['address']}", f"{o['chain']} {o['address']}",
+                      amount_text(c["tainted_in"], i["chain"], i["asset"]),
+                      amount_text(c["tainted_out"], o["chain"], o["asset"]), c["followed"])
+    console.print(table)
 
 
 def path(source: Annotated[str, typer.Argument(help="The address funds leave.")],

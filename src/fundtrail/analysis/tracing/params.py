@@ -34,6 +34,8 @@ ASSET_LENGTH_LIMIT = 100
 DEFAULT_MAX_HOPS = 6
 DEFAULT_MAX_STEPS = 200
 DEFAULT_HUB_DEGREE = 500
+DEFAULT_MIN_CONFIDENCE = 0.5
+"""The least confidence of a stored conversion a trace follows."""
 
 
 def _bounded(name: str, value: Any, low: int, high: int) -> int:
@@ -45,6 +47,19 @@ def _bounded(name: str, value: Any, low: int, high: int) -> int:
     if not low <= value <= high:
         raise InputError(f"{name} must be between {low} and {high}, got {value}")
     return int(value)
+
+
+def _confidence(value: Any) -> float:
+    """A confidence between 0 and 1 (a number or its text)."""
+    number = float("nan")
+    if not isinstance(value, bool):
+        try:
+            number = float(value) if isinstance(value, int | float) else float(str(value).strip())
+        except ValueError:
+            pass
+    if not 0.0 <= number <= 1.0:
+        raise InputError(f"min_confidence must be a number between 0 and 1, got {value!r}")
+    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +80,10 @@ class TraceParams:
     stop_at_services: bool = True
     hub_degree: int = DEFAULT_HUB_DEGREE
     follow_change: bool = True
+    follow_conversions: bool = True
+    """Follow stored conversions (swaps, bridges, pools) onto their out asset and chain (forward)."""
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    """The least confidence (0..1) of a conversion the trace follows."""
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -95,13 +114,26 @@ class TraceParams:
             put("asset", asset)
         put("stop_at_services", bool(self.stop_at_services))
         put("follow_change", bool(self.follow_change))
+        put("follow_conversions", bool(self.follow_conversions))
+        put("min_confidence", _confidence(self.min_confidence))
 
     def to_dict(self) -> dict[str, Any]:
         """The options as JSON values (amounts as strings)."""
         return {"direction": self.direction.value, "policy": self.policy.value, "max_hops": self.max_hops,
                 "max_steps": self.max_steps, "min_value": str(self.min_value), "since": self.since,
                 "until": self.until, "asset": self.asset, "stop_at_services": self.stop_at_services,
-                "hub_degree": self.hub_degree, "follow_change": self.follow_change}
+                "hub_degree": self.hub_degree, "follow_change": self.follow_change,
+                **self._conversion_options()}
+
+    def _conversion_options(self) -> dict[str, Any]:
+        """The conversion options, only where they differ from the defaults (so that the document of a
+        trace with the default options keeps its shape)."""
+        out: dict[str, Any] = {}
+        if not self.follow_conversions:
+            out["follow_conversions"] = False
+        if self.min_confidence != DEFAULT_MIN_CONFIDENCE:
+            out["min_confidence"] = self.min_confidence
+        return out
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> TraceParams:

@@ -43,16 +43,26 @@ class Endpoint:
     jurisdiction: str | None = None
     degree: int | None = None
     abuse: str | None = None
+    chain: str | None = None
+    """The chain, set when a trace crossed chains (then every endpoint names its chain)."""
+    sanctioned: tuple[str, ...] = ()
+    """The sanctions lists naming the address (screened when a trace crossed chains or asked)."""
 
     def sort_key(self) -> tuple[Any, ...]:
         """Deterministic order: largest value first, then by names."""
-        return (-self.tainted_value, self.asset, self.address or "", self.txid or "", self.reason)
+        return (-self.tainted_value, self.chain or "", self.asset, self.address or "", self.txid or "",
+                self.reason)
 
     def to_dict(self) -> dict[str, Any]:
         """The endpoint as a JSON object (values as strings)."""
-        return {"address": self.address, "txid": self.txid, "asset": self.asset, "cluster": self.cluster,
-                "entity": self.entity, "category": self.category, "jurisdiction": self.jurisdiction,
-                "tainted_value": str(self.tainted_value), "hops": self.hops, "reason": self.reason}
+        doc: dict[str, Any] = {} if self.chain is None else {"chain": self.chain}
+        doc.update({"address": self.address, "txid": self.txid, "asset": self.asset, "cluster": self.cluster,
+                    "entity": self.entity, "category": self.category, "jurisdiction": self.jurisdiction,
+                    "tainted_value": str(self.tainted_value), "hops": self.hops, "reason": self.reason})
+        if self.sanctioned:
+            doc["sanctioned"] = True
+            doc["sanctions_lists"] = list(self.sanctioned)
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +106,10 @@ class Flow:
     inputs: tuple[FlowInput, ...] = ()
     """UTXO forward, a transaction with several inputs: every input, in order (``from_address`` is the
     one that brought the most traced value)."""
+    chain: str | None = None
+    """The chain, set when a trace crossed chains (then every flow names its chain)."""
+    sanctioned: tuple[str, ...] = ()
+    """The sanctions lists naming the flow's sender or receiver."""
 
     @property
     def steps(self) -> int:
@@ -104,17 +118,17 @@ class Flow:
 
     def sort_key(self) -> tuple[Any, ...]:
         """Deterministic order: by hop, step, transaction, position."""
-        return (self.hop, self.steps, self.txid, self.asset, self.kind or "",
+        return (self.hop, self.steps, self.chain or "", self.txid, self.asset, self.kind or "",
                 self.index if self.index is not None else -1,
                 self.output if self.output is not None else -1, self.input if self.input is not None else -1,
                 self.from_address or "", self.to_address or "")
 
     def to_dict(self) -> dict[str, Any]:
         """The flow as a JSON object (values as strings)."""
-        doc: dict[str, Any] = {"txid": self.txid, "from": self.from_address, "to": self.to_address,
-                               "asset": self.asset, "value": str(self.value),
-                               "tainted_value": str(self.tainted_value), "hop": self.hop,
-                               "step": self.steps}
+        doc: dict[str, Any] = {} if self.chain is None else {"chain": self.chain}
+        doc.update({"txid": self.txid, "from": self.from_address, "to": self.to_address,
+                    "asset": self.asset, "value": str(self.value),
+                    "tainted_value": str(self.tainted_value), "hop": self.hop, "step": self.steps})
         if self.same_owner is not None:
             doc["same_owner"] = self.same_owner
         if self.output is not None:
@@ -127,6 +141,9 @@ class Flow:
             doc["kind"] = self.kind
         if self.inputs:
             doc["inputs"] = [i.to_dict() for i in self.inputs]
+        if self.sanctioned:
+            doc["sanctioned"] = True
+            doc["sanctions_lists"] = list(self.sanctioned)
         doc["evidence"] = list(self.evidence)
         return doc
 
@@ -145,6 +162,9 @@ class TraceResult:
     seeded: dict[str, int] = field(default_factory=dict)
     fees: dict[str, int] = field(default_factory=dict)
     overlap: dict[str, int] = field(default_factory=dict)
+    conversions: tuple[dict[str, Any], ...] = ()
+    """The conversions the trace followed (kind, rule, confidence, candidates, in, out, tainted_in,
+    tainted_out); amounts of other chains are keyed ``chain:asset`` in ``seeded``/``fees``/totals."""
     _flows: Sequence[Flow] | Callable[[], Sequence[Flow]] = field(default=(), repr=False, compare=False)
 
     @cached_property
@@ -173,11 +193,11 @@ class TraceResult:
     def totals(self) -> dict[str, Any]:
         """Per asset: value seeded, value at endpoints by reason, fees; counts."""
         assets: dict[str, dict[str, Any]] = {}
-        names = sorted(set(self.seeded) | {e.asset for e in self.endpoints} | set(self.fees))
+        names = sorted(set(self.seeded) | {self.asset_key(e) for e in self.endpoints} | set(self.fees))
         for asset in names:
             by_reason: dict[str, int] = defaultdict(int)
             for e in self.endpoints:
-                if e.asset == asset:
+                if self.asset_key(e) == asset:
                     by_reason[e.reason] += e.tainted_value
             assets[asset] = {
                 "seeded": str(self.seeded.get(asset, 0)),
@@ -189,6 +209,12 @@ class TraceResult:
         return {"flows": len(self.flows), "endpoints": len(self.endpoints), "stopped": len(self.stopped),
                 "assets": assets}
 
+    def asset_key(self, item: Endpoint | Flow) -> str:
+        """The key of an asset in the totals: the asset on the trace's chain, ``chain:asset`` elsewhere."""
+        if item.chain is None or item.chain == self.chain:
+            return item.asset
+        return f"{item.chain}:{item.asset}"
+
     def to_dict(self) -> dict[str, Any]:
         """The trace as the ``fundtrail trace --format json`` document."""
         with bulk():
@@ -197,8 +223,8 @@ class TraceResult:
     def _document(self) -> dict[str, Any]:
         stopped = []
         for e in self.stopped:
-            item: dict[str, Any] = ({"txid": e.txid} if e.address is None and e.txid
-                                    else {"address": e.address})
+            item: dict[str, Any] = {} if e.chain is None else {"chain": e.chain}
+            item.update({"txid": e.txid} if e.address is None and e.txid else {"address": e.address})
             item.update({"reason": e.reason, "asset": e.asset, "tainted_value": str(e.tainted_value),
                          "hops": e.hops})
             if e.degree is not None:
@@ -207,12 +233,15 @@ class TraceResult:
                 item["entity"] = e.entity
                 item["category"] = e.category
             stopped.append(item)
-        return {"chain": self.chain, "policy": self.params.policy.value,
-                "direction": self.params.direction.value, "seeds": list(self.seeds),
-                "parameters": self.params.to_dict(),
-                "endpoints": [e.to_dict() for e in self.endpoints],
-                "flows": [f.to_dict() for f in self.flows],
-                "stopped": stopped, "totals": self.totals()}
+        doc = {"chain": self.chain, "policy": self.params.policy.value,
+               "direction": self.params.direction.value, "seeds": list(self.seeds),
+               "parameters": self.params.to_dict(),
+               "endpoints": [e.to_dict() for e in self.endpoints],
+               "flows": [f.to_dict() for f in self.flows],
+               "stopped": stopped, "totals": self.totals()}
+        if self.conversions:
+            doc["conversions"] = [dict(c) for c in self.conversions]
+        return doc
 
 
 @contextmanager
