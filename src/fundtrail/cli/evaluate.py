@@ -30,9 +30,30 @@ def evaluate_command(
     keep: Annotated[
         Path | None, typer.Option("--keep", help="Keep the generated worlds in this folder.")
     ] = None,
+    cross_chain: Annotated[
+        bool,
+        typer.Option(
+            "--cross-chain",
+            help="Score cross-chain worlds instead: conversion rules, pool heuristics, cash-out recall.",
+        ),
+    ] = False,
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Generate worlds with ground truth and report precision and recall of FundTrail's heuristics."""
+    if cross_chain:
+        from fundtrail.scenarios.crosschain import evaluate_cross_chain
+
+        found = evaluate_cross_chain(worlds, seed, size)
+        if fmt is OutputFormat.JSON:
+            print_json(found)
+            return
+        console.print(f"[bold]{worlds} cross-chain worlds[/], size {size}, seeds {seed}..{seed + worlds - 1} "
+                      f"({found['seconds']:.0f}s)", highlight=False)
+        table = Table("metric", "mean", "std", "min", "max")
+        for name, s in found["metrics"].items():
+            table.add_row(name, f"{s['mean']:.3f}", f"{s['std']:.3f}", f"{s['min']:.3f}", f"{s['max']:.3f}")
+        console.print(table)
+        return
     with progress(f"evaluating {worlds} worlds", total=worlds) as advance:
         result = evaluate(
             worlds,
