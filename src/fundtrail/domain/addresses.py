@@ -2,9 +2,11 @@
 
 Codecs: Base58Check (legacy ``1...``/``3...`` and their altcoin cousins), bech32 and bech32m segwit
 addresses (BIP173, BIP350), CashAddr (Bitcoin Cash ``q...``/``p...``, canonicalised to its legacy
-base58 form) and EVM hex addresses with the EIP-55 checksum.
+base58 form), EVM hex addresses with the EIP-55 checksum and TRON accounts (base58check ``T...``,
+version byte ``0x41``; also given as hex ``41``/``0x41`` + 20 bytes).
 
-Canonical forms, as the chain store keeps them: base58 as is, bech32 lower case, EVM lower-case hex.
+Canonical forms, as the chain store keeps them: base58 as is, bech32 lower case, EVM lower-case hex,
+TRON base58check ``T...``.
 An address of another chain given for a chain is rejected with the name of the chain it belongs to.
 """
 
@@ -463,11 +465,12 @@ class AddressType(StrEnum):
     P2TR = "p2tr"
     WITNESS_UNKNOWN = "witness_unknown"
     EVM = "evm"
+    TRON = "tron"
 
     @property
     def script_type(self) -> ScriptType | None:
         """The output script type this address pays to (None for account chains)."""
-        return None if self is AddressType.EVM else ScriptType(self.value)
+        return None if self in (AddressType.EVM, AddressType.TRON) else ScriptType(self.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,7 +478,7 @@ class DecodedAddress:
     """A validated address: its canonical text, type and payload.
 
     ``payload`` is the hash160 for P2PKH/P2SH, the witness program for segwit, and the 20 bytes
-    of an EVM account. ``witness_version`` is set for segwit addresses only.
+    of an EVM or TRON account. ``witness_version`` is set for segwit addresses only.
     """
 
     chain: str
@@ -578,6 +581,41 @@ def _decode_evm(params: ChainParams, text: str) -> DecodedAddress:
     return DecodedAddress(chain, lower, AddressType.EVM, bytes.fromhex(body))
 
 
+def account_address(params: ChainParams, account: bytes) -> str:
+    """The canonical text of a 20-byte account on an account chain: lower-case ``0x`` hex, TRON ``T...``."""
+    if len(account) != 20:
+        raise InputError(f"account of {len(account)} bytes (must be 20)")
+    if params.account_b58_prefix:
+        return b58check_encode(params.account_b58_prefix + account)
+    return "0x" + account.hex()
+
+
+def _decode_b58_account(params: ChainParams, text: str) -> DecodedAddress:
+    """A TRON-style account: base58check (version byte + 20 bytes) or the same bytes in hex."""
+    chain, prefix = params.name, params.account_b58_prefix
+    body = text[2:] if text[:2] in ("0x", "0X") else text
+    if _HEX.issuperset(body) and (body != text or body[:2] == prefix.hex()):
+        want = 2 * (len(prefix) + 20)
+        if len(body) != want or not body.lower().startswith(prefix.hex()):
+            evm_style = body != text and len(body) == 40 and not body.lower().startswith(prefix.hex())
+            shape = "an EVM-style address" if evm_style else f"{len(body)} hex digits"
+            raise InvalidAddressError(text, chain, f"{shape}; hex addresses are {prefix.hex()} + 20 bytes "
+                                      f"({want} hex digits), or give the base58 form")
+        raw = bytes.fromhex(body)
+    else:
+        try:
+            raw = b58check_decode(text)
+        except InputError as exc:
+            raise InvalidAddressError(text, chain, str(exc)) from None
+        if not raw.startswith(prefix) or len(raw) != len(prefix) + 20:
+            owner = _base58_owner(raw, chain)
+            raise InvalidAddressError(text, chain, f"base58 version 0x{raw[:1].hex()} with "
+                                      f"{len(raw) - 1}-byte payload"
+                                      + (f" belongs to {owner}" if owner else " is not an account"))
+    account = raw[len(prefix):]
+    return DecodedAddress(chain, account_address(params, account), AddressType.TRON, account)
+
+
 def decode_address(chain: str, text: str) -> DecodedAddress:
     """Validate ``text`` as an address of ``chain``; raises InvalidAddressError with the reason."""
     params = get_chain(chain)
@@ -586,6 +624,8 @@ def decode_address(chain: str, text: str) -> DecodedAddress:
         raise InvalidAddressError(text, params.name, "empty")
     if params.is_utxo:
         return _decode_utxo(params, text)
+    if params.account_b58_prefix:
+        return _decode_b58_account(params, text)
     return _decode_evm(params, text)
 
 

@@ -28,8 +28,11 @@ KNOWN_TOKENS: dict[tuple[str, str], AssetUnit] = {
     ("eth", "0x2260fac5e5542a773aa44fbcfedf7c193bc2c599"): AssetUnit("WBTC", 8),
     ("bsc", "0x55d398326f99059ff775485246999027b3197955"): AssetUnit("USDT", 18),
     ("polygon", "0xc2132d05d31c914a87c6611c10748aeb04b58e8f"): AssetUnit("USDT", 6),
+    ("trx", "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"): AssetUnit("USDT", 6),
+    ("trx", "TEkxiTehnzSmSe2XqrBj4w32RUN966rdz8"): AssetUnit("USDC", 6),
 }
-"""Token contracts whose symbol and decimals are fixed on chain: (chain, lower-case contract) -> unit."""
+"""Token contracts whose symbol and decimals are fixed on chain: (chain, contract) -> unit; EVM contracts
+in lower-case hex, TRON contracts in base58 (``T...``)."""
 
 
 def asset_unit(chain: str, asset: str = NATIVE_ASSET) -> AssetUnit | None:
@@ -37,7 +40,7 @@ def asset_unit(chain: str, asset: str = NATIVE_ASSET) -> AssetUnit | None:
     if asset == NATIVE_ASSET:
         params = CHAINS.get(chain)
         return AssetUnit(params.symbol, params.decimals) if params is not None else None
-    return KNOWN_TOKENS.get((chain, asset.lower()))
+    return KNOWN_TOKENS.get((chain, asset)) or KNOWN_TOKENS.get((chain, asset.lower()))
 
 
 def show_amount(value: int, chain: str, asset: str = NATIVE_ASSET) -> str:

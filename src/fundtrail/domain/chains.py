@@ -31,11 +31,18 @@ class ChainParams:
     evm_chain_id: int | None = None
     segwit: bool = False
     cashaddr_prefix: str | None = None
+    account_b58_prefix: bytes = b""
+    """Account chains with base58check addresses (TRON: ``0x41``); empty for ``0x`` hex EVM addresses."""
 
     @property
     def is_utxo(self) -> bool:
         """True for chains that keep value in unspent outputs (Bitcoin family)."""
         return self.family is ChainFamily.UTXO
+
+    @property
+    def has_hex_addresses(self) -> bool:
+        """True for account chains whose addresses are ``0x`` hex (EVM), compared in any letter case."""
+        return self.family is ChainFamily.ACCOUNT and not self.account_b58_prefix
 
     @property
     def p2sh_prefix(self) -> bytes:
@@ -87,11 +94,15 @@ CHAINS: dict[str, ChainParams] = {
         _evm("base", "ETH", "Base", 8453),
         _evm("avax", "AVAX", "Avalanche C-Chain", 43114),
         _evm("etc", "ETC", "Ethereum Classic", 61),
+        ChainParams(name="trx", family=ChainFamily.ACCOUNT, symbol="TRX", decimals=6,
+                    description="TRON mainnet (its Ethereum-compatible JSON-RPC; TRC-20 tokens)",
+                    evm_chain_id=0x2B6653DC, account_b58_prefix=b"\x41"),
     )
 }
 
 
-CHAIN_ALIASES: dict[str, str] = {"arbitrum": "arb", "optimism": "op", "matic": "polygon", "bnb": "bsc"}
+CHAIN_ALIASES: dict[str, str] = {"arbitrum": "arb", "optimism": "op", "matic": "polygon", "bnb": "bsc",
+                               "tron": "trx"}
 """Other names users give chains, accepted wherever a chain is named."""
 
 

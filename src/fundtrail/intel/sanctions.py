@@ -33,7 +33,7 @@ from typing import Any
 import pyarrow as pa
 
 from fundtrail.domain.addresses import b58check_decode, b58check_encode, canonical_address
-from fundtrail.domain.chains import CHAINS, ChainFamily
+from fundtrail.domain.chains import CHAINS
 from fundtrail.errors import InputError, InvalidAddressError, ParseError
 from fundtrail.store import schema
 from fundtrail.store.chainstore import ChainStore
@@ -67,9 +67,9 @@ _JSON_DATE_KEYS = ("date", "listed_on", "published", "publish_date")
 
 
 def is_evm(chain: str) -> bool:
-    """True for the EVM chains FundTrail knows (addresses compare case-insensitively)."""
+    """True for the EVM chains FundTrail knows (addresses compare case-insensitively); not TRON."""
     params = CHAINS.get(chain)
-    return params is not None and params.family is ChainFamily.ACCOUNT
+    return params is not None and params.has_hex_addresses
 
 
 def is_tron_address(text: str) -> bool:

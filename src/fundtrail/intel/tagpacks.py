@@ -73,7 +73,7 @@ NETWORK_CHAINS: dict[str, str] = {
     "BTC": "btc", "XBT": "btc", "ETH": "eth", "LTC": "ltc", "BCH": "bch", "DOGE": "doge", "ZEC": "zec",
     "DASH": "dash", "BSC": "bsc", "BEP20": "bsc", "BNB": "bsc", "MATIC": "polygon", "POLYGON": "polygon",
     "POL": "polygon", "ARB": "arb", "ARBITRUM": "arb", "OP": "op", "OPTIMISM": "op", "BASE": "base",
-    "AVAX": "avax", "ETC": "etc",
+    "AVAX": "avax", "ETC": "etc", "TRX": "trx", "TRON": "trx", "TRC20": "trx",
 }
 """TagPack currency/network codes of the chains FundTrail knows, mapped to FundTrail chain names."""
 

@@ -108,7 +108,9 @@ class TraceParams:
         if self.since is not None and self.until is not None and self.since > self.until:
             raise InputError(f"since ({self.since}) is after until ({self.until})")
         if self.asset is not None:
-            asset = str(self.asset).strip().lower()
+            asset = str(self.asset).strip()
+            if asset.lower() == "native" or asset[:2].lower() == "0x":  # hex contracts are lower-case;
+                asset = asset.lower()  # base58 ones (TRON's T...) keep their letter case
             if not asset or len(asset) > ASSET_LENGTH_LIMIT:
                 raise InputError(f"asset must be 1 to {ASSET_LENGTH_LIMIT} characters, got {self.asset!r}")
             put("asset", asset)

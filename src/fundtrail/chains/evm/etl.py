@@ -238,6 +238,9 @@ def read_ethereum_etl(directory: Path, chain: str, *, batch_size: int = 10_000) 
     params = get_chain(chain)
     if params.family is not ChainFamily.ACCOUNT:
         raise InputError(f"chain {chain!r} is not an account chain; ethereum-etl exports are EVM data")
+    if not params.has_hex_addresses:
+        raise InputError(f"chain {params.name!r} is read over its JSON-RPC (fundtrail ingest rpc URL --chain "
+                         f"{params.name}), not from ethereum-etl exports")
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: not a folder of ethereum-etl exports")

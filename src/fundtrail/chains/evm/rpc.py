@@ -17,6 +17,11 @@ transfers (Gwei turned into wei) and, at height 0, ``genesis`` transfers for the
 (``eth_accounts``, which dev nodes such as anvil prefund) plus any ``genesis_accounts`` given, read with
 ``eth_getBalance`` at block 0.
 
+TRON (chain ``trx``) is read through its Ethereum-compatible JSON-RPC, which gives accounts as ``0x`` +
+20 bytes without TRON's ``41`` prefix: the reader stores them (senders, receivers, token contracts, log
+contracts) in TRON's base58check form ``T...``. Values are in sun (6 decimals), TRC-20 transfers are its
+``Transfer`` logs; the node has no trace API, so internal transfers and TRC-10 tokens are not read.
+
 Block rewards are not derivable from a block and its receipts without each chain's issuance rules, so
 they are left out, and fees go to nobody: the balances of block producers are therefore short of their
 rewards and fee income. Only where the node itself reports rewards (Parity-style ``trace_block`` output)
@@ -54,7 +59,8 @@ from fundtrail.chains.evm.decode import (
     withdrawal_wei,
 )
 from fundtrail.chains.evm.events import KEPT_TOPICS, memo_in_call_data
-from fundtrail.domain.chains import NATIVE_ASSET, get_chain
+from fundtrail.domain.addresses import account_address
+from fundtrail.domain.chains import NATIVE_ASSET, ChainParams, get_chain
 from fundtrail.domain.records import AccountBatch, BlockRecord, PayloadKind, TransferKind
 from fundtrail.domain.sources import BlockSource
 from fundtrail.errors import InputError, SourceUnavailableError
@@ -116,6 +122,7 @@ class EthereumRpcSource(BlockSource):
         if batch_blocks < 1:
             raise InputError(f"batch_blocks must be at least 1, not {batch_blocks}")
         self.chain = params.name
+        self.params = params
         self.expected_chain_id = params.evm_chain_id
         self.url = url
         self.shown_url = _display_url(url)
@@ -430,6 +437,8 @@ class EthereumRpcSource(BlockSource):
                 _add_block(batch, block, receipts, logs, traces, genesis, self.log_stats)
             except InputError as error:
                 raise InputError(f"{self.shown_url}: block {block.get('number')}: {error}") from None
+        if self.params.account_b58_prefix:
+            _base58_accounts(batch, self.params)
         return batch
 
 
@@ -503,6 +512,22 @@ def _add_block(batch: AccountBatch, block: Mapping[str, Any], receipts: Mapping[
         for position, (address, value) in enumerate(genesis):
             batch.add_transfer(None, height, time, position, TransferKind.GENESIS.value, native, None,
                                address, value)
+
+
+def _base58_accounts(batch: AccountBatch, params: ChainParams) -> None:
+    """Turn the ``0x`` hex accounts of ``batch`` into the chain's base58check form (TRON's ``T...``)."""
+    shown: dict[str, str] = {}
+
+    def one(address: str) -> str:
+        text = shown.get(address)
+        if text is None:
+            text = shown[address] = account_address(params, bytes.fromhex(address[2:]))
+        return text
+
+    batch.tr_from = [None if a is None else one(a) for a in batch.tr_from]
+    batch.tr_to = [None if a is None else one(a) for a in batch.tr_to]
+    batch.tr_asset = [a if a == NATIVE_ASSET else one(a) for a in batch.tr_asset]
+    batch.logs.address = [one(a) for a in batch.logs.address]
 
 
 def _keep_logs(batch: AccountBatch, txid: str, height: int, tx: Mapping[str, Any],
