@@ -228,6 +228,19 @@ def test_trace_graph_renders_and_explains_an_address(page_as: Any, server: str, 
     page.evaluate("window.fundtrail.graph.expand(window.fundtrail.cy.nodes('[kind = \"seed\"]')[0].id())")
     wait_until(page, "document.getElementById('trace-status').textContent.match(/Added|No further/)")
     assert page.evaluate("window.fundtrail.cy.elements().length") >= before
+    # nodes are ringed in their chain's colour, named in the legend; a pool's candidate withdrawal joins the
+    # graph as a conversion edge labelled with its kind, rule and confidence when the investigator adds it
+    assert page.evaluate("window.fundtrail.cy.nodes().every((n) => n.data('chainColor') === "
+                         "window.FundTrailGraph.chainColor('btc'))")
+    assert "Chain btc" in page.inner_text("#graph-legend [data-chain-legend]")
+    label = page.evaluate("""() => {
+        const src = window.fundtrail.cy.nodes()[0].id();
+        window.fundtrail.graph.addCandidate({id: "c:a>b>W", source: src, target: "W", asset: "native",
+          value: "1", hop: 1, txids: ["a", "b"], chain: "eth", conversion: {kind: "pool",
+          rule: "pool-same-address", confidence: 0.9, candidates: 2, anonymity_set: 7, in_chain: "eth",
+          out_chain: "eth"}});
+        return window.fundtrail.cy.getElementById("c:a>b>W").data("label"); }""")
+    assert label.startswith("pool pool-same-address (0.90)")
     with page.expect_download() as download:
         page.click("#export-png")
     saved = tmp_path / "graph.png"

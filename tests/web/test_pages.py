@@ -226,3 +226,60 @@ def test_case_graph_without_preserved_evidence_traces_from_the_subjects(agency, 
     page = signed_in("ivo").get(f"/cases/{agency.cases['cyber']}").text
     assert "data-preserved=" not in page and world.R in page
     assert "Press <strong>Trace the funds</strong>" in page
+
+
+# ------------------------------------------------------------------------------ the graph across chains
+
+
+def _analysis_world() -> object:
+    """The multi-chain world of tests/analysis/test_trace_conversions.py (BTC > memo > ETH swap > cBridge >
+    BSC exchange)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    folder = str(Path(__file__).resolve().parents[1] / "analysis")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("test_trace_conversions")
+
+
+def test_graph_data_draws_conversions_between_chains_in_chain_colours() -> None:
+    import fundtrail.intel.tagpacks  # noqa: F401  (registers the tags table)
+    from fundtrail.analysis.flowgraph import CHAIN_COLORS, flow_graph
+    from fundtrail.analysis.tracing import trace_funds
+    from fundtrail.store import ChainStore
+
+    w = _analysis_world()
+    with ChainStore(":memory:") as store:
+        w.build(store)
+        graph = flow_graph(trace_funds(store, "btc", [w.SRC]).to_dict()).to_dict()
+    conversions = [(e["source"], e["target"], e["conversion"]["kind"], e["conversion"]["rule"],
+                    e["conversion"]["confidence"], e["conversion"]["in_chain"], e["conversion"]["out_chain"])
+                   for e in graph["edges"] if "conversion" in e]
+    assert conversions == [
+        (w.VAULT, w.DAVE, "bridge", "thorchain-memo", 0.99, "btc", "eth"),
+        (w.PAIR, w.DAVE, "swap", "uniswap-v2-swap", 0.99, "eth", "eth"),
+        (w.BRIDGE_ETH, w.RECEIVER, "bridge", "cbridge-transfer-id", 0.99, "eth", "bsc"),
+    ]
+    chains = {n["id"]: n["chain"] for n in graph["nodes"]}
+    assert chains[w.SRC] == "btc" and chains[w.DAVE] == "eth" and chains[w.EXCH] == "bsc"
+    assert graph["chains"] == {c: CHAIN_COLORS[c] for c in ("bsc", "btc", "eth")}
+    # the seed reaches the exchange on BSC along flow and conversion edges
+    nxt: dict[str, set[str]] = {}
+    for e in graph["edges"]:
+        nxt.setdefault(e["source"], set()).add(e["target"])
+    seen, todo = set(), [w.SRC]
+    while todo:
+        at = todo.pop()
+        if at not in seen:
+            seen.add(at)
+            todo.extend(nxt.get(at, ()))
+    assert w.EXCH in seen
+
+
+def test_trace_page_names_the_colour_of_each_chain(agency, signed_in, world) -> None:
+    from fundtrail.analysis.flowgraph import CHAIN_COLORS
+
+    page = signed_in("ivo").get("/trace").text
+    assert f'value="btc" data-decimals="8" data-symbol="BTC" data-color="{CHAIN_COLORS["btc"]}"' in page

@@ -10,7 +10,16 @@ it runs itself, ``graphOf``; the two follow the rules below, and a change to one
   flow's receiver, carrying the share of the flow's traced value that the input brought (in proportion
   to each input's traced value; the rounding rest goes to the ``from`` input, so the edges of a flow sum
   to its traced value). An input that brought no traced value still gets its edge, with value 0;
-* endpoints carry who is behind them (entity, category), why the trace stopped there and the value.
+* endpoints carry who is behind them (entity, category), why the trace stopped there and the value;
+* every node names its chain (the flow's or endpoint's ``chain``, else the document's), and the sanctions
+  lists that name it (``sanctions`` of flows, ``sanctions_lists`` of endpoints), sorted; the graph lists
+  the colour of each chain it holds (:data:`CHAIN_COLORS`, else :data:`OTHER_CHAIN_COLOR`);
+* a conversion the trace followed (``conversions``) is its own edge from its in side (the pair, bridge or
+  vault) to its out side (the recipient, perhaps on another chain), id ``c:<in txid>><out txid>><out
+  address>``, carrying the tainted value out and ``conversion`` (kind, rule, confidence, candidates,
+  anonymity set, in and out chain); a pool's candidate withdrawals are not drawn: they are listed, in the
+  document's order, under the pool node's ``candidates`` (each the edge it would add) for the
+  investigator to add one by one.
 """
 
 from __future__ import annotations
@@ -21,6 +30,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _TXID = re.compile(r"^(0x)?[0-9a-f]{64}$")
+
+CHAIN_COLORS: dict[str, str] = {
+    "btc": "#f7931a", "eth": "#627eea", "bsc": "#d4a20b", "polygon": "#8247e5", "arb": "#28a0f0",
+    "arbitrum": "#28a0f0", "optimism": "#ff0420", "base": "#0052ff", "trx": "#c4161c", "ltc": "#345d9d",
+    "bch": "#0ac18e", "doge": "#b59a30", "avax": "#e84142",
+}
+"""The colour of each chain in the graph (nodes are ringed in their chain's colour); ``graph.js`` holds the
+same map."""
+OTHER_CHAIN_COLOR = "#64748b"
+"""The colour of a chain :data:`CHAIN_COLORS` does not name."""
+
+
+def chain_color(chain: str | None) -> str:
+    """The graph colour of a chain."""
+    return CHAIN_COLORS.get(chain or "", OTHER_CHAIN_COLOR)
 
 
 @dataclass(slots=True)
@@ -37,12 +61,22 @@ class GraphNode:
     asset: str | None = None
     tainted: int | None = None
     hops: int | None = None
+    chain: str | None = None
+    sanctions_lists: list[str] = field(default_factory=list)
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    """A pool: its candidate withdrawals (each the conversion edge it would add), not drawn until chosen."""
 
     def to_dict(self) -> dict[str, Any]:
         """The node as a JSON object (the value as a string of base units)."""
-        return {"id": self.id, "address": self.address, "txid": self.txid, "seed": self.seed,
-                "entity": self.entity, "category": self.category, "reason": self.reason, "asset": self.asset,
-                "tainted": None if self.tainted is None else str(self.tainted), "hops": self.hops}
+        doc: dict[str, Any] = {"id": self.id, "address": self.address, "txid": self.txid, "seed": self.seed,
+                               "entity": self.entity, "category": self.category, "reason": self.reason,
+                               "asset": self.asset,
+                               "tainted": None if self.tainted is None else str(self.tainted),
+                               "hops": self.hops, "chain": self.chain,
+                               "sanctions_lists": sorted(self.sanctions_lists)}
+        if self.candidates:
+            doc["candidates"] = [dict(c) for c in self.candidates]
+        return doc
 
 
 @dataclass(slots=True)
@@ -55,16 +89,24 @@ class GraphEdge:
     value: int
     hop: int
     txids: list[str] = field(default_factory=list)
+    conversion: dict[str, Any] | None = None
+    """A conversion edge: kind, rule, confidence, candidates, anonymity_set, in_chain, out_chain."""
 
     @property
     def id(self) -> str:
-        """The edge's id: ``e:<source>><target>``."""
+        """The edge's id: ``e:<source>><target>``, a conversion's ``c:<in txid>><out txid>><out address>``."""
+        if self.conversion is not None and len(self.txids) == 2:
+            return f"c:{self.txids[0]}>{self.txids[1]}>{self.target}"
         return f"e:{self.source}>{self.target}"
 
     def to_dict(self) -> dict[str, Any]:
         """The edge as a JSON object (the value as a string of base units)."""
-        return {"id": self.id, "source": self.source, "target": self.target, "asset": self.asset,
-                "value": str(self.value), "hop": self.hop, "txids": list(self.txids)}
+        doc: dict[str, Any] = {"id": self.id, "source": self.source, "target": self.target,
+                               "asset": self.asset, "value": str(self.value), "hop": self.hop,
+                               "txids": list(self.txids)}
+        if self.conversion is not None:
+            doc["conversion"] = dict(self.conversion)
+        return doc
 
 
 @dataclass(frozen=True)
@@ -83,8 +125,10 @@ class FlowGraph:
         return [e for e in self.edges if e.source == source]
 
     def to_dict(self) -> dict[str, Any]:
-        """The graph as JSON: ``{"nodes": [...], "edges": [...]}``."""
-        return {"nodes": [n.to_dict() for n in self.nodes], "edges": [e.to_dict() for e in self.edges]}
+        """The graph as JSON: ``{"nodes": [...], "edges": [...], "chains": {chain: colour}}``."""
+        chains = sorted({n.chain for n in self.nodes if n.chain})
+        return {"nodes": [n.to_dict() for n in self.nodes], "edges": [e.to_dict() for e in self.edges],
+                "chains": {c: chain_color(c) for c in chains}}
 
 
 def _amount(value: Any) -> int:
@@ -123,11 +167,18 @@ def flow_graph(doc: Mapping[str, Any]) -> FlowGraph:
     """The graph of a trace document (``fundtrail trace --format json``)."""
     nodes: dict[str, GraphNode] = {}
     edges: dict[tuple[str, str], GraphEdge] = {}
+    home = str(doc.get("chain")) if doc.get("chain") else None
 
-    def node(node_id: str, address: str | None = None, txid: str | None = None) -> GraphNode:
+    def node(node_id: str, address: str | None = None, txid: str | None = None,
+             chain: str | None = None) -> GraphNode:
         if node_id not in nodes:
-            nodes[node_id] = GraphNode(node_id, address=address, txid=txid)
+            nodes[node_id] = GraphNode(node_id, address=address, txid=txid, chain=chain or home)
         return nodes[node_id]
+
+    def listed(n: GraphNode, names: Iterable[Any]) -> None:
+        for name in names:
+            if str(name) not in n.sanctions_lists:
+                n.sanctions_lists.append(str(name))
 
     def edge(source: str, target: str, asset: str, value: int, hop: int, txid: str) -> None:
         e = edges.get((source, target))
@@ -143,18 +194,24 @@ def flow_graph(doc: Mapping[str, Any]) -> FlowGraph:
         to = flow.get("to")
         if not to:
             continue
+        chain = flow.get("chain")
         for sender, share in input_shares(flow):
             if sender == to:
                 continue
-            node(sender, address=sender)
-            node(str(to), address=str(to))
+            node(sender, address=sender, chain=chain)
+            node(str(to), address=str(to), chain=chain)
             edge(sender, str(to), str(flow.get("asset") or "native"), share, int(flow.get("hop") or 0),
                  str(flow.get("txid") or ""))
+        for hit in flow.get("sanctions") or []:
+            if isinstance(hit, Mapping) and str(hit.get("address")) in nodes:
+                listed(nodes[str(hit["address"])], [hit.get("list")])
     for end in doc.get("endpoints") or []:
         address, txid = end.get("address"), end.get("txid")
         if not address and not txid:
             continue
-        n = node(str(address) if address else f"tx:{txid}", address=address, txid=txid)
+        n = node(str(address) if address else f"tx:{txid}", address=address, txid=txid,
+                 chain=end.get("chain"))
+        listed(n, end.get("sanctions_lists") or [])
         n.entity, n.category, n.reason = end.get("entity"), end.get("category"), end.get("reason")
         n.asset, n.hops = end.get("asset"), end.get("hops")
         n.tainted = (n.tainted or 0) + _amount(end.get("tainted_value"))
@@ -164,10 +221,29 @@ def flow_graph(doc: Mapping[str, Any]) -> FlowGraph:
                     node(str(flow["from"]), address=str(flow["from"]))
                     edge(str(flow["from"]), n.id, str(end.get("asset") or "native"),
                          _amount(end.get("tainted_value")), int(end.get("hops") or 0), str(txid))
+    conversion_edges: list[GraphEdge] = []
+    for c in doc.get("conversions") or []:
+        if not isinstance(c, Mapping) or not isinstance(c.get("in"), Mapping) or not isinstance(
+                c.get("out"), Mapping):
+            continue
+        side_in, side_out = c["in"], c["out"]
+        source = node(str(side_in.get("address")), address=str(side_in.get("address")),
+                      chain=side_in.get("chain"))
+        about = {"kind": c.get("kind"), "rule": c.get("rule"), "confidence": c.get("confidence"),
+                 "candidates": c.get("candidates"), "anonymity_set": c.get("anonymity_set"),
+                 "in_chain": side_in.get("chain"), "out_chain": side_out.get("chain")}
+        e = GraphEdge(source.id, str(side_out.get("address")), str(side_out.get("asset") or "native"),
+                      _amount(c.get("tainted_out")), int(c.get("hop") or 0),
+                      [str(side_in.get("txid")), str(side_out.get("txid"))], about)
+        if c.get("kind") == "pool":
+            source.candidates.append({**e.to_dict(), "chain": side_out.get("chain")})
+        else:
+            node(e.target, address=e.target, chain=side_out.get("chain"))
+            conversion_edges.append(e)
     for seed in doc.get("seeds") or []:
         if _is_address(str(seed)):
             node(str(seed), address=str(seed)).seed = True
-    return FlowGraph(tuple(nodes.values()), tuple(edges.values()))
+    return FlowGraph(tuple(nodes.values()), (*edges.values(), *conversion_edges))
 
 
 def value_beyond(endpoints: Iterable[Mapping[str, Any]], hops: int) -> dict[str, int]:

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fundtrail.analysis.coinjoin import mixer_interactions
+from fundtrail.analysis.conversions import _conversion_of_row as conversion_of_row
 from fundtrail.analysis.exposure import (
     DirectExposure,
     IndirectExposure,
@@ -29,6 +30,7 @@ from fundtrail.analysis.exposure import (
     indirect_exposure,
 )
 from fundtrail.domain.chains import get_chain
+from fundtrail.domain.conversions import Conversion
 from fundtrail.domain.risk import (
     Evidence,
     FiredIndicator,
@@ -187,6 +189,26 @@ class AddressFacts:
         return check_address(self.store, self.chain, self.address)
 
     @cached_property
+    def conversions(self) -> list[tuple[str, Conversion]]:
+        """The stored conversions the address took part in: ("in", c) when it sent the in transaction
+        (a deposit, a bridge send, a swap's payment), ("out", c) when it received the out side."""
+        if not has_table(self.store, "conversions"):
+            return []
+        cols = ("kind, rule, confidence, candidates, anonymity_set, in_chain, in_txid, in_address, "
+                "in_asset, in_value, in_time, out_chain, out_txid, out_address, out_asset, out_value, "
+                "out_time, evidence")
+        rows = self.store.con.execute(
+            f"""SELECT 'out', {cols} FROM conversions WHERE out_chain = $chain AND lower(out_address) = $low
+                UNION ALL
+                SELECT 'in', {cols} FROM conversions
+                WHERE in_chain = $chain AND $id IS NOT NULL AND in_txid IN (
+                    SELECT txid FROM transfers WHERE chain = $chain AND from_id = $id
+                    UNION SELECT txid FROM inputs WHERE chain = $chain AND address_id = $id)
+                ORDER BY 1, 12, 8, 3, 14, 15""",
+            {"chain": self.chain, "low": self.address.lower(), "id": self.address_id}).fetchall()
+        return [(str(r[0]), conversion_of_row(r[1:])) for r in rows]
+
+    @cached_property
     def ancestors(self) -> dict[str, list[str]]:
         """Concept -> itself and its broader concepts."""
         taxonomy = load_taxonomy()
@@ -232,6 +254,57 @@ def _fmt(value: int, chain: str, asset: str = "native") -> str:
 
 # ------------------------------------------------------------------------------------------------
 # Checks
+
+
+def _privacy_asset(facts: AddressFacts, chain: str, asset: str, d: IndicatorDefinition) -> bool:
+    """Whether a conversion's out side is a privacy coin: a privacy chain's own coin, a listed privacy
+    asset (``privacy_assets``, token contracts in any case) or a token tagged with ``privacy_categories``."""
+    if chain in set(d.param("privacy_chains", [])) and asset == "native":
+        return True
+    if asset.lower() in {str(a).lower() for a in d.param("privacy_assets", [])}:
+        return True
+    wanted = list(d.param("privacy_categories", []))
+    if not wanted or asset == "native" or not has_table(facts.store, "tags"):
+        return False
+    rows = facts.store.query("SELECT category FROM tags WHERE chain = ? AND lower(address) = ?",
+                             [chain, asset.lower()])
+    return facts.matches([r[0] for r in rows], wanted) is not None
+
+
+def check_conversion(facts: AddressFacts, d: IndicatorDefinition) -> FiredIndicator | None:
+    """Conversions (swaps, bridges, pools) the address took part in, of the indicator's ``kinds``; with
+    ``cross_chain`` only those that changed chain, with ``into_privacy`` only those paying out a privacy
+    coin. Each is evidence with its transaction, rule and confidence."""
+    kinds = set(d.param("kinds", ["pool"]))
+    cross_chain = bool(d.param("cross_chain", False))
+    into_privacy = bool(d.param("into_privacy", False))
+    min_confidence = float(d.param("min_confidence", 0.0))
+    evidence: list[Evidence] = []
+    for role, c in facts.conversions:
+        if c.kind.value not in kinds or c.confidence < min_confidence:
+            continue
+        if cross_chain and c.in_.chain == c.out.chain:
+            continue
+        if into_privacy and not _privacy_asset(facts, c.out.chain, c.out.asset, d):
+            continue
+        leg, other = (c.in_, c.out) if role == "in" else (c.out, c.in_)
+        verb = "sent into" if role == "in" else "received from"
+        more = f", {c.candidates} candidates" if c.candidates > 1 else ""
+        if c.anonymity_set is not None:
+            more += f", anonymity set {c.anonymity_set}"
+        evidence.append(Evidence(
+            kind="conversion", txid=leg.txid, address=facts.address, counterparty=c.in_.address,
+            value=leg.value, asset=leg.asset, category=c.kind.value, label=c.rule,
+            confidence=round(c.confidence * 100), source="fundtrail conversions",
+            description=f"{verb} {c.kind.value} {c.in_.address} in {leg.txid} ({c.rule}, confidence "
+                        f"{c.confidence:.2f}{more}): {c.in_.chain} -> {c.out.chain}, "
+                        f"{_fmt(leg.value, leg.chain, leg.asset)}; other side {other.chain} {other.txid}"))
+    if not evidence:
+        return None
+    txs = {e.txid for e in evidence if e.txid}
+    summary = (f"{_n(len(evidence), 'conversion')} ({', '.join(sorted(kinds))}) in "
+               f"{_n(len(txs), 'transaction')}")
+    return FiredIndicator(d, summary, tuple(evidence[:MAX_EVIDENCE]), len(evidence))
 
 
 def check_sanctioned(facts: AddressFacts, d: IndicatorDefinition) -> FiredIndicator | None:
@@ -658,6 +731,7 @@ CHECKS: dict[str, Check] = {
     "attribution": check_attribution,
     "exposure": check_exposure,
     "mixer": check_mixer,
+    "conversion": check_conversion,
     "peel_chain": check_peel_chain,
     "rapid_movement": check_rapid_movement,
     "structuring": check_structuring,

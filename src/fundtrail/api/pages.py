@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from fundtrail.analysis.flowgraph import chain_color
 from fundtrail.analysis.tracing.params import DEFAULT_MAX_HOPS, MAX_HOPS_LIMIT
 from fundtrail.api.access import Action, AnyAction, Principal
 from fundtrail.api.deps import CaseAccess, api_state, optional_principal, signed_out_principal
@@ -155,12 +156,13 @@ def refusal(request: Request, principal: Principal, error: FundTrailError, curre
 
 
 def chain_choices(request: Request) -> list[dict[str, Any]]:
-    """The chains the store holds (all known chains when it holds none), for the chain selectors."""
+    """The chains the store holds (all known chains when it holds none), for the chain selectors, with
+    the colour of each in the flow graph."""
     with api_state(request).chain.store() as store:
         names = store.chains()
     names = names or ["btc", "eth"]
     return [{"name": n, "decimals": CHAINS[n].decimals, "symbol": CHAINS[n].symbol,
-             "description": CHAINS[n].description} for n in names if n in CHAINS]
+             "description": CHAINS[n].description, "color": chain_color(n)} for n in names if n in CHAINS]
 
 
 # ------------------------------------------------------------------------------------------ pages

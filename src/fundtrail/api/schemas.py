@@ -159,7 +159,8 @@ class TraceParameters(TypedDict):
 @with_config(OPEN)
 class TraceEndpoint(TypedDict):
     """Where traced value rests or where the trace stopped, with who is behind it (``chain`` when the
-    trace crossed conversions; ``sanctioned`` and ``sanctions_lists`` when a list names the address)."""
+    trace crossed conversions; ``sanctioned``, ``sanctions_lists`` and ``sanctions`` (address, list,
+    listed_on) when a list in force on the day of the transactions that reached it names the address)."""
 
     chain: NotRequired[str]
     address: str | None
@@ -174,6 +175,7 @@ class TraceEndpoint(TypedDict):
     reason: str
     sanctioned: NotRequired[bool]
     sanctions_lists: NotRequired[list[str]]
+    sanctions: NotRequired[list[dict[str, str]]]
 
 
 @with_config(OPEN)
@@ -205,6 +207,7 @@ TraceFlow = TypedDict("TraceFlow", {
     "inputs": NotRequired[list[FlowInput]],
     "sanctioned": NotRequired[bool],
     "sanctions_lists": NotRequired[list[str]],
+    "sanctions": NotRequired[list[dict[str, str]]],
     "evidence": list[str],
 })
 """One movement of traced value: ``hop`` counts owner hand-overs, ``step`` transactions (or transfers);

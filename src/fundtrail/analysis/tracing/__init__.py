@@ -20,7 +20,9 @@ The package: :mod:`.params` (the options, one validated value), :mod:`.result` (
 its JSON document), :mod:`.seeds`, :mod:`.queries` (SQL shared with path search), :mod:`.attribution`
 (the attribution cache), :mod:`.owners` (same-owner rules), :mod:`.utxo` and :mod:`.account` (the two
 engines), :mod:`.crosschain` (a forward trace goes on across stored conversions: swaps, bridges, pools,
-onto other assets and chains, unless ``follow_conversions`` is off) and :mod:`.service` (``trace_funds``).
+onto other assets and chains, unless ``follow_conversions`` is off), :mod:`.screening` (every flow and
+endpoint against the sanctions lists in force on the day of its transaction) and :mod:`.service`
+(``trace_funds``).
 
 The result is deterministic: sorted by strings and integers only, so a re-run on the same data gives
 the same document byte for byte.

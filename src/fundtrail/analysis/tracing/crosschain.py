@@ -30,8 +30,6 @@ from fundtrail.analysis.tracing.seeds import Seed
 from fundtrail.domain.chains import get_chain
 from fundtrail.domain.conversions import Conversion
 from fundtrail.domain.taint import Direction
-from fundtrail.intel.sanctions import sanctioned_among
-from fundtrail.intel.tagstore import has_table
 from fundtrail.store.chainstore import ChainStore
 
 log = logging.getLogger(__name__)
@@ -198,36 +196,6 @@ class _Crossing:
                 [out.chain, out.txid, out.address, out.asset])
         return [Seed("output", f"{out.txid}:{n}", out.txid, int(n)) for (n,) in rows]
 
-    def screen(self) -> None:
-        """Flag the flows and endpoints whose addresses are on an imported sanctions list."""
-        if not has_table(self.store, "sanctions"):
-            return
-        wanted: dict[str, set[str]] = defaultdict(set)
-        for f in self.flows:
-            chain = f.chain or ""
-            wanted[chain].update(a for a in (f.from_address, f.to_address) if a)
-        for e in self.endpoints:
-            if e.address:
-                wanted[e.chain or ""].add(e.address)
-        hits: dict[tuple[str, str], set[str]] = {}
-        for chain, addresses in sorted(wanted.items()):
-            for address, found in sanctioned_among(self.store, chain, addresses).items():
-                hits[chain, _key(address)] = {h.list_name for h in found}
-        if not hits:
-            return
-
-        def lists(chain: str | None, *addresses: str | None) -> tuple[str, ...]:
-            names = {n for a in addresses if a for n in hits.get((chain or "", _key(a)), ())}
-            return tuple(sorted(names))
-
-        self.flows = [replace(f, sanctioned=lists(f.chain, f.from_address, f.to_address)) for f in self.flows]
-        self.endpoints = [replace(e, sanctioned=lists(e.chain, e.address)) for e in self.endpoints]
-
-
-def _key(address: str) -> str:
-    """How screening compares addresses: EVM ones in lower case, others as written."""
-    return address.lower() if address.startswith("0x") else address
-
 
 def follow_conversions(store: ChainStore, result: TraceResult, params: TraceParams,
                        engine: Engine) -> TraceResult:
@@ -240,7 +208,6 @@ def follow_conversions(store: ChainStore, result: TraceResult, params: TracePara
     if not crossing.changed:
         return result
     crossing.finish()
-    crossing.screen()
     fees = {(asset if chain == result.chain else f"{chain}:{asset}"): value
             for (chain, asset), value in sorted(crossing.fees.items()) if value}
     log.info("trace %s: %d conversions followed", result.chain, len(crossing.docs))

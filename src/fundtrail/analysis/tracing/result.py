@@ -46,7 +46,9 @@ class Endpoint:
     chain: str | None = None
     """The chain, set when a trace crossed chains (then every endpoint names its chain)."""
     sanctioned: tuple[str, ...] = ()
-    """The sanctions lists naming the address (screened when a trace crossed chains or asked)."""
+    """The sanctions lists naming the address in force on the day of the transactions that reached it."""
+    sanctions: tuple[tuple[str, str, str], ...] = ()
+    """(address, list, listed_on): each listing behind ``sanctioned``."""
 
     def sort_key(self) -> tuple[Any, ...]:
         """Deterministic order: largest value first, then by names."""
@@ -62,6 +64,7 @@ class Endpoint:
         if self.sanctioned:
             doc["sanctioned"] = True
             doc["sanctions_lists"] = list(self.sanctioned)
+            doc["sanctions"] = [{"address": a, "list": n, "listed_on": d} for a, n, d in self.sanctions]
         return doc
 
 
@@ -109,7 +112,9 @@ class Flow:
     chain: str | None = None
     """The chain, set when a trace crossed chains (then every flow names its chain)."""
     sanctioned: tuple[str, ...] = ()
-    """The sanctions lists naming the flow's sender or receiver."""
+    """The sanctions lists naming the flow's sender or receiver, in force on the day of its transaction."""
+    sanctions: tuple[tuple[str, str, str], ...] = ()
+    """(address, list, listed_on): each listing behind ``sanctioned``."""
 
     @property
     def steps(self) -> int:
@@ -144,6 +149,7 @@ class Flow:
         if self.sanctioned:
             doc["sanctioned"] = True
             doc["sanctions_lists"] = list(self.sanctioned)
+            doc["sanctions"] = [{"address": a, "list": n, "listed_on": d} for a, n, d in self.sanctions]
         doc["evidence"] = list(self.evidence)
         return doc
 

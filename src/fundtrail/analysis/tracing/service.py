@@ -10,6 +10,7 @@ from fundtrail.analysis.tracing.account import trace_account
 from fundtrail.analysis.tracing.crosschain import follow_conversions
 from fundtrail.analysis.tracing.params import TraceParams
 from fundtrail.analysis.tracing.result import TraceResult
+from fundtrail.analysis.tracing.screening import screen_trace
 from fundtrail.analysis.tracing.seeds import Seed, check_seed_shape, parse_seed
 from fundtrail.analysis.tracing.utxo import UtxoTrace
 from fundtrail.domain.chains import NATIVE_ASSET, get_chain
@@ -46,7 +47,7 @@ def trace_funds(store: ChainStore, chain: str, seeds: Sequence[str], params: Tra
     else:
         parsed = [parse_seed(store, chain, s) for s in seeds]
         result = trace_account(store, chain, params, parsed)
-    result = follow_conversions(store, result, params, run_engine)
+    result = screen_trace(store, follow_conversions(store, result, params, run_engine))
     log.info("trace %s %s %s from %d seeds: %d endpoints", chain, params.direction.value,
              params.policy.value, len(parsed), len(result.endpoints))
     return result

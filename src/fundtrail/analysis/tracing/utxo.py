@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow as pa
 
 from fundtrail.analysis.graph import UtxoGraph, snapshot, utxo_graph
 from fundtrail.analysis.tracing.attribution import attribution_index

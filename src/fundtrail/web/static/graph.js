@@ -16,6 +16,14 @@
     stopped: { color: "#a16207", label: "Trace stopped (busy address, limit)" },
     address: { color: "#9aa5b1", label: "Address on the way" },
   };
+  // The colour of each chain (nodes are ringed in it); mirrors fundtrail.analysis.flowgraph.CHAIN_COLORS.
+  const CHAIN_COLORS = {
+    btc: "#f7931a", eth: "#627eea", bsc: "#d4a20b", polygon: "#8247e5", arb: "#28a0f0",
+    arbitrum: "#28a0f0", optimism: "#ff0420", base: "#0052ff", trx: "#c4161c", ltc: "#345d9d",
+    bch: "#0ac18e", doge: "#b59a30", avax: "#e84142",
+  };
+  const OTHER_CHAIN_COLOR = "#64748b";
+  const chainColor = (chain) => CHAIN_COLORS[chain || ""] || OTHER_CHAIN_COLOR;
   const ILLICIT = ["ransomware", "scam", "darknet", "darkweb", "market", "sanction", "terror", "theft",
                    "hack", "fraud", "extortion", "malware", "phishing"];
 
@@ -62,16 +70,24 @@
 
   // The graph of a trace document: one node per address (or CoinJoin transaction), one edge per
   // (sender, receiver) pair with the traced value summed; every input of a multi-input flow is a sender.
+  // Every node names its chain and the sanctions lists naming it; a followed conversion is its own edge
+  // (`conversion`: kind, rule, confidence ...), except a pool's candidate withdrawals, listed under the
+  // pool node's `candidates` to be added one by one.
   // Mirrors fundtrail.analysis.flowgraph.flow_graph, which builds the graph of a case's preserved trace.
   function graphOf(doc) {
     const nodes = new Map();
     const edges = new Map();
-    const node = (id, address, txid) => {
+    const home = doc.chain ? String(doc.chain) : null;
+    const node = (id, address, txid, chain) => {
       if (!nodes.has(id)) {
         nodes.set(id, { id, address: address || null, txid: txid || null, seed: false, entity: null,
-                        category: null, reason: null, asset: null, tainted: null, hops: null });
+                        category: null, reason: null, asset: null, tainted: null, hops: null,
+                        chain: chain || home, sanctions_lists: [] });
       }
       return nodes.get(id);
+    };
+    const listed = (n, names) => {
+      for (const name of names) if (!n.sanctions_lists.includes(String(name))) n.sanctions_lists.push(String(name));
     };
     const edge = (source, target, asset, value, hop, txid) => {
       const key = source + ">" + target;
@@ -86,14 +102,18 @@
       if (!flow.to) continue;
       for (const [sender, share] of inputShares(flow)) {
         if (sender === flow.to) continue;
-        node(sender, sender);
-        node(flow.to, flow.to);
+        node(sender, sender, null, flow.chain);
+        node(flow.to, flow.to, null, flow.chain);
         edge(sender, flow.to, flow.asset || "native", share, flow.hop || 0, flow.txid);
+      }
+      for (const hit of flow.sanctions || []) {
+        if (hit && nodes.has(String(hit.address))) listed(nodes.get(String(hit.address)), [hit.list]);
       }
     }
     for (const end of doc.endpoints || []) {
       if (!end.address && !end.txid) continue;
-      const n = node(end.address || ("tx:" + end.txid), end.address, end.txid);
+      const n = node(end.address || ("tx:" + end.txid), end.address, end.txid, end.chain);
+      listed(n, end.sanctions_lists || []);
       Object.assign(n, { entity: end.entity, category: end.category, reason: end.reason, asset: end.asset,
                          hops: end.hops });
       n.tainted = amount(n.tainted) + amount(end.tainted_value);
@@ -106,35 +126,82 @@
         }
       }
     }
+    const conversionEdges = [];
+    const opt = (v) => (v === undefined ? null : v);
+    for (const c of doc.conversions || []) {
+      if (!c || !c.in || !c.out) continue;
+      const source = node(String(c.in.address), String(c.in.address), null, c.in.chain);
+      const conversion = { kind: opt(c.kind), rule: opt(c.rule), confidence: opt(c.confidence),
+                           candidates: opt(c.candidates), anonymity_set: opt(c.anonymity_set),
+                           in_chain: opt(c.in.chain), out_chain: opt(c.out.chain) };
+      const target = String(c.out.address);
+      const txids = [String(c.in.txid), String(c.out.txid)];
+      const e = { id: `c:${txids[0]}>${txids[1]}>${target}`, source: source.id, target,
+                  asset: c.out.asset || "native", value: amount(c.tainted_out).toString(), hop: c.hop || 0, txids,
+                  conversion };
+      if (c.kind === "pool") {
+        source.candidates = source.candidates || [];
+        source.candidates.push({ ...e, chain: opt(c.out.chain) });
+      } else {
+        node(target, target, null, c.out.chain);
+        conversionEdges.push(e);
+      }
+    }
     for (const seed of doc.seeds || []) {
       if (seed.includes(":") || /^(0x)?[0-9a-f]{64}$/.test(seed)) continue;  // a transaction, not an address
       node(seed, seed).seed = true;
     }
     const str = (v) => (v === null || v === undefined ? null : v.toString());
-    return { nodes: Array.from(nodes.values(), (n) => ({ ...n, tainted: str(n.tainted) })),
-             edges: Array.from(edges.values(), (e) => ({ ...e, value: e.value.toString() })) };
+    const chains = {};
+    Array.from(nodes.values(), (n) => n.chain).filter((c) => c).sort()
+      .forEach((c) => { chains[c] = chainColor(c); });
+    return { nodes: Array.from(nodes.values(), (n) => ({ ...n, tainted: str(n.tainted),
+                                                        sanctions_lists: [...n.sanctions_lists].sort() })),
+             edges: Array.from(edges.values(), (e) => ({ ...e, value: e.value.toString() }))
+               .concat(conversionEdges),
+             chains };
   }
 
   // Cytoscape elements of a graph (of graphOf, or of the server for a preserved trace): kinds, colours,
   // labels. An edge from an input that brought no traced value is drawn dashed, without an amount.
+  // Nodes are filled by what they are and ringed in their chain's colour; a sanctioned address is an
+  // octagon named SANCTIONED; a pool with candidate withdrawals a hexagon; a conversion edge is dashed and
+  // labelled with its kind, rule and confidence.
+  function nodeElement(n) {
+    const kind = n.seed ? "seed" : (n.reason || n.category) ? kindOf(n.category, n.reason) : "address";
+    const name = short(n.address || n.txid);
+    const lists = n.sanctions_lists || [];
+    let label = n.entity ? n.entity + "\n" + name : name;
+    if (lists.length) label = "SANCTIONED (" + lists.join(", ") + ")\n" + label;
+    return { group: "nodes", data: { id: n.id, address: n.address, txid: n.txid, kind, entity: n.entity,
+                                     category: n.category, reason: n.reason, tainted: n.tainted, label,
+                                     color: KINDS[kind].color, chain: n.chain || null,
+                                     chainColor: chainColor(n.chain), sanctioned: lists.length > 0,
+                                     sanctions_lists: lists, candidates: n.candidates || [],
+                                     pool: (n.candidates || []).length > 0 } };
+  }
+
+  function conversionLabel(c) {
+    return `${c.kind} ${c.rule} (${Number(c.confidence).toFixed(2)})` +
+      (c.in_chain !== c.out_chain ? ` ${c.in_chain}→${c.out_chain}` : "");
+  }
+
+  function edgeElement(e, decimals) {
+    const untraced = amount(e.value) === 0n;
+    const value = untraced ? "" : coins(String(e.value), e.asset === "native" ? decimals : 0);
+    const data = { id: e.id, source: e.source, target: e.target, hop: e.hop, width: 2, value: String(e.value),
+                   asset: e.asset, txids: e.txids || [], untraced, label: value };
+    if (e.conversion) {
+      data.conversion = conversionLabel(e.conversion);
+      data.label = data.conversion + (value ? "\n" + value : "");
+    }
+    return { group: "edges", data };
+  }
+
   function elementsOfGraph(graph, decimals) {
     const out = [];
-    for (const n of graph.nodes || []) {
-      const kind = n.seed ? "seed" : (n.reason || n.category) ? kindOf(n.category, n.reason) : "address";
-      const name = short(n.address || n.txid);
-      out.push({ group: "nodes", data: { id: n.id, address: n.address, txid: n.txid, kind, entity: n.entity,
-                                         category: n.category, reason: n.reason, tainted: n.tainted,
-                                         label: n.entity ? n.entity + "\n" + name : name,
-                                         color: KINDS[kind].color } });
-    }
-    for (const e of graph.edges || []) {
-      const untraced = amount(e.value) === 0n;
-      out.push({ group: "edges", data: { id: e.id, source: e.source, target: e.target, hop: e.hop, width: 2,
-                                         value: String(e.value), asset: e.asset, txids: e.txids || [],
-                                         untraced,
-                                         label: untraced ? "" : coins(String(e.value),
-                                                                      e.asset === "native" ? decimals : 0) } });
-    }
+    for (const n of graph.nodes || []) out.push(nodeElement(n));
+    for (const e of graph.edges || []) out.push(edgeElement(e, decimals));
     return out;
   }
 
@@ -204,6 +271,7 @@
       this.policy = options.policy || "haircut";
       this.caseId = options.caseId || null;
       this.compareBox = options.compare || null;
+      this.legendBox = options.legend || null;
       this.preserved = null;
       this.cy = window.cytoscape({
         container: this.container,
@@ -211,10 +279,14 @@
           { selector: "node", style: {
               "background-color": "data(color)", "label": "data(label)", "font-size": 10,
               "text-wrap": "wrap", "text-valign": "bottom", "text-margin-y": 4, "color": "#1d2733",
-              "width": 22, "height": 22, "border-width": 1, "border-color": "#ffffff" } },
+              "width": 22, "height": 22, "border-width": 3, "border-color": "data(chainColor)" } },
           { selector: "node[kind = 'seed']", style: { "shape": "diamond", "width": 30, "height": 30 } },
           { selector: "node[kind = 'exchange'], node[kind = 'service'], node[kind = 'gambling']",
             style: { "shape": "round-rectangle", "width": 30, "height": 26 } },
+          { selector: "node[?pool]", style: { "shape": "hexagon", "width": 30, "height": 30 } },
+          { selector: "node[?sanctioned]", style: {
+              "shape": "octagon", "width": 32, "height": 32, "background-color": "#dc2626",
+              "color": "#991b1b", "font-weight": "bold" } },
           { selector: "node:selected", style: { "border-width": 4, "border-color": "#f59e0b" } },
           { selector: "edge", style: {
               "width": "data(width)", "line-color": "#94a3b8", "target-arrow-color": "#94a3b8",
@@ -222,9 +294,66 @@
               "font-size": 9, "text-rotation": "autorotate", "text-background-color": "#ffffff",
               "text-background-opacity": 0.8, "color": "#475569" } },
           { selector: "edge[?untraced]", style: { "line-style": "dashed", "width": 1 } },
+          { selector: "edge[conversion]", style: {
+              "line-style": "dashed", "line-color": "#7c3aed", "target-arrow-color": "#7c3aed",
+              "color": "#5b21b6", "text-wrap": "wrap" } },
         ],
       });
       this.cy.on("tap", "node", (event) => this.select(event.target));
+    }
+
+    // The chains of the graph with their colours, under the legend of kinds.
+    showChains(chains) {
+      if (!this.legendBox) return;
+      let box = this.legendBox.querySelector("[data-chain-legend]");
+      if (!box) {
+        box = document.createElement("div");
+        box.className = "legend";
+        box.setAttribute("data-chain-legend", "");
+        this.legendBox.appendChild(box);
+      }
+      box.innerHTML = Object.entries(chains || {})
+        .map(([chain, color]) => `<span style="--c: ${escapeHtml(color)}">Chain ${escapeHtml(chain)}</span>`)
+        .join("");
+    }
+
+    // A pool's candidate withdrawal chosen by the investigator: its conversion edge (and the withdrawal
+    // address, when the graph lacks it) joins the graph.
+    addCandidate(candidate) {
+      if (this.cy.getElementById(candidate.id).length) return false;
+      if (!this.cy.getElementById(candidate.target).length) {
+        this.cy.add(nodeElement({ id: candidate.target, address: candidate.target, chain: candidate.chain }));
+      }
+      this.cy.add(edgeElement(candidate, this.decimals));
+      this.layout();
+      return true;
+    }
+
+    candidatesHtml(data) {
+      const list = data.candidates || [];
+      if (!list.length) return "";
+      const rows = list.map((c, k) => {
+        const added = this.cy.getElementById(c.id).length > 0;
+        const about = c.conversion || {};
+        return `<li data-candidate-row>${escapeHtml(short(c.target))} on ${escapeHtml(c.chain || "?")}: ` +
+          `${escapeHtml(about.rule)} (confidence ${escapeHtml(Number(about.confidence).toFixed(2))}, ` +
+          `anonymity set ${escapeHtml(about.anonymity_set === null ? "unknown" : about.anonymity_set)}) ` +
+          `<button type="button" class="secondary" data-candidate="${k}"${added ? " disabled" : ""}>` +
+          `${added ? "Added" : "Add this withdrawal"}</button></li>`;
+      }).join("");
+      return `<h4>Candidate withdrawals (${list.length})</h4>
+        <p class="help">No heuristic proves a link through a pool: each candidate names the heuristic that
+          links it and the pool's anonymity set. Add the ones you mean to follow.</p><ul>${rows}</ul>`;
+    }
+
+    wireCandidates(data) {
+      this.details.querySelectorAll("[data-candidate]").forEach((button) => {
+        button.addEventListener("click", () => {
+          this.addCandidate(data.candidates[Number(button.dataset.candidate)]);
+          button.disabled = true;
+          button.textContent = "Added";
+        });
+      });
     }
 
     setStatus(text, kind) {
@@ -237,7 +366,9 @@
     draw(doc) {
       this.doc = doc;
       this.cy.elements().remove();
-      this.cy.add(elementsOf(doc, this.decimals));
+      const graph = graphOf(doc);
+      this.cy.add(elementsOfGraph(graph, this.decimals));
+      this.showChains(graph.chains);
       this.layout();
       const ends = (doc.endpoints || []).length;
       this.setStatus(ends ? `Traced ${this.cy.nodes().length} addresses; the funds end at ${ends} places. ` +
@@ -251,6 +382,7 @@
       this.preserved = preserved;
       this.cy.elements().remove();
       this.cy.add(elementsOfGraph(preserved.graph, this.decimals));
+      this.showChains(preserved.graph.chains);
       this.layout();
       await this.linkTransactions();
     }
@@ -387,17 +519,23 @@
           <p class="help">The trace cannot see through a CoinJoin: many people's coins are mixed in it.</p>`;
         return;
       }
-      this.details.innerHTML = `<h3>Address</h3><p class="mono">${escapeHtml(data.address)}</p>
-        <p class="help">Looking up its risk and tags…</p>`;
+      const pool = this.candidatesHtml(data);
+      const listed = data.sanctioned ? `<div class="notice error" data-sanctioned>Sanctioned: on ${
+        escapeHtml(data.sanctions_lists.join(", "))} on the day of the transactions traced here.</div>` : "";
+      this.details.innerHTML = `<h3>Address</h3><p class="mono">${escapeHtml(data.address)}</p>${listed}
+        ${pool}<p class="help">Looking up its risk and tags…</p>`;
+      this.wireCandidates(data);
       try {
-        const doc = await api("GET", `/api/chains/${encodeURIComponent(this.chain)}/addresses/` +
+        const doc = await api("GET", `/api/chains/${encodeURIComponent(data.chain || this.chain)}/addresses/` +
                                      encodeURIComponent(data.address));
-        this.details.innerHTML = this.describe(doc, data);
+        this.details.innerHTML = listed + this.describe(doc, data) + pool;
+        this.wireCandidates(data);
         const expand = this.details.querySelector("[data-expand]");
         if (expand) expand.addEventListener("click", () => this.expand(data.address));
       } catch (error) {
-        this.details.innerHTML = `<h3>Address</h3><p class="mono">${escapeHtml(data.address)}</p>
-          <div class="notice error">${escapeHtml(error.message)}</div>`;
+        this.details.innerHTML = `<h3>Address</h3><p class="mono">${escapeHtml(data.address)}</p>${listed}
+          <div class="notice error">${escapeHtml(error.message)}</div>${pool}`;
+        this.wireCandidates(data);
       }
     }
 
@@ -449,5 +587,5 @@
   }
 
   window.FundTrailGraph = { FlowGraph, elementsOf, elementsOfGraph, graphOf, hopNote, inputShares, kindOf, legend,
-                            KINDS };
+                            KINDS, CHAIN_COLORS, chainColor };
 })();

@@ -12,6 +12,7 @@
       container, details: document.getElementById("details"), status: document.getElementById("trace-status"),
       chain: chainSelect.value, decimals: Number(option().dataset.decimals), symbol: option().dataset.symbol,
       caseId: container.dataset.case || null, compare: document.getElementById("trace-compare"),
+      legend: document.getElementById("graph-legend"),
     });
     window.FundTrailGraph.legend(document.getElementById("graph-legend"));
     window.fundtrail = { graph, cy: graph.cy };
