@@ -29,7 +29,7 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$full" = 1 ]; then
-  .venv/bin/pip install -q -e '.[postgres,api,sharing,dev]'
+  .venv/bin/pip install -q -c constraints.txt -e '.[postgres,api,sharing,dev]'
   if [ -f tools/node/package.json ]; then
     npm ci --prefix tools/node --no-audit --no-fund --loglevel=error
   fi
@@ -37,5 +37,5 @@ if [ "$full" = 1 ]; then
     npm ci --prefix src/fundtrail/web --no-audit --no-fund --loglevel=error
   fi
 else
-  .venv/bin/pip install -q -e '.[postgres,api,sharing]'
+  .venv/bin/pip install -q -c constraints.txt -e '.[postgres,api,sharing]'
 fi
