@@ -17,8 +17,10 @@ plus tags (exchanges' deposit addresses, DEX pairs, pools, a generic bridge) and
   a busy pool), whose links no heuristic should claim;
 * cash-out cases with seeds and the exchange deposits where the money ended: a hack laundered through a
   pool, a wrap, a swap and a bridge (eth > bsc); a ransom paid in BTC swapped by memo to ETH, swapped and
-  bridged to BSC; a theft on BSC moved by lock/mint to Polygon; and a hack through an unlinkable pool
-  withdrawal (the trace should stop at the pool: its cash-out recall is 0 by design).
+  bridged to BSC; a theft on BSC moved by lock/mint to Polygon; a hack through an unlinkable pool
+  withdrawal (the trace should stop at the pool: its cash-out recall is 0 by design); and a ransom paid in
+  BTC to a memo swap service for native ETH, put through a pool (withdrawal linked by linked addresses),
+  swapped on a DEX and bridged to BSC (generated last, so the rest of the world is as before).
 
 :func:`evaluate_cross_chain` detects the conversions and scores each rule (precision, recall) and each pool
 heuristic, and traces every case under each taint policy (cash-out recall by count and by value).
@@ -60,7 +62,13 @@ POOL_RULES = (
     "pool-multi-denomination",
     "pool-timing",
 )
-CASE_KINDS = ("hack-pool-swap-bridge", "ransom-btc-memo-bridge", "theft-lock-mint", "hack-unlinkable-pool")
+CASE_KINDS = (
+    "hack-pool-swap-bridge",
+    "ransom-btc-memo-bridge",
+    "theft-lock-mint",
+    "hack-unlinkable-pool",
+    "ransom-btc-service-pool-dex-bridge",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,8 +431,12 @@ class _Gen:
             1,
         )
 
-    def memo_swap(self, sender_value: int, dest: str, token: str) -> tuple[str, str, str, int]:
-        """A BTC payment with a ``=:ETH.USDT-<token>:<dest>`` memo answered on eth; (seed, in, out, value)."""
+    def memo_swap(
+        self, sender_value: int, dest: str, token: str, native: int | None = None
+    ) -> tuple[str, str, str, int]:
+        """A BTC payment with a ``=:ETH.USDT-<token>:<dest>`` memo answered on eth; (seed, in, out, value).
+
+        With ``native``, the memo asks for ``ETH.ETH`` and the answer pays ``native`` wei to ``dest``."""
         src, vault = (segwit_address("btc", 0, self.rng.randbytes(20)) for _ in range(2))
         t = self.b["eth"].clock
         cb, height = self.btc_tx(t)
@@ -435,14 +447,17 @@ class _Gen:
         self.btc.add_input(tx, 0, cb, 0, address=src, value=sender_value)
         self.btc.add_output(tx, 0, vault, sender_value, "p2wpkh")
         self.btc.add_output(tx, 1, None, 0, "nulldata")
-        self.btc.payloads.add(
-            tx, height, 1, PayloadKind.OP_RETURN, f"=:ETH.USDT-{token}:{dest}".encode().hex()
-        )
+        asset = "ETH.ETH" if native is not None else f"ETH.USDT-{token}"
+        self.btc.payloads.add(tx, height, 1, PayloadKind.OP_RETURN, f"=:{asset}:{dest}".encode().hex())
         b = self.b["eth"]
         b.clock += self.rng.randint(600, 1800)
-        got = sender_value * 600  # BTC sats to USDT base units (6 decimals) at a made-up rate
-        h = b.tx(self.contracts["eth"]["thor"], dest, memo="OUT:" + tx.upper())
-        b.token(h, 1, token, self.contracts["eth"]["thor"], dest, got)
+        if native is not None:
+            got = native
+            h = b.tx(self.contracts["eth"]["thor"], dest, got, memo="OUT:" + tx.upper())
+        else:
+            got = sender_value * 600  # BTC sats to USDT base units (6 decimals) at a made-up rate
+            h = b.tx(self.contracts["eth"]["thor"], dest, memo="OUT:" + tx.upper())
+            b.token(h, 1, token, self.contracts["eth"]["thor"], dest, got)
         self.truth("thorchain-memo", "btc", tx, "eth", h)
         return src, tx, h, got
 
@@ -692,6 +707,55 @@ class _Gen:
             )
             self.noise(3)
 
+    def service_pool_cases(self) -> None:
+        """BTC ransoms paid to a memo swap service for ETH, through a pool, a DEX and cBridge to BSC.
+
+        Generated after everything else, so the rest of the world (and its random stream) is unchanged.
+        The ETH address pays its cash-out address before depositing (the pool withdrawal is linkable by
+        ``pool-linked-addresses``); the withdrawal is relayed (fee 0.5 %) and waits hours (no timing link).
+        """
+        eth, k, t = self.b["eth"], self.contracts["eth"], self.tokens["eth"]
+        big, dust = 10 * ETHER, ETHER // 100
+        for _ in range(self.c.cases):
+            dest, cash, receiver = self.fresh(), self.fresh(), self.fresh()
+            src, _, _, _ = self.memo_swap(self.rng.randint(10**7, 10**8), dest, t["usdt"], native=big + dust)
+            eth.tx(dest, cash, dust, gas_price=COMMON_GAS, wait=self.rng.randint(60, 600))
+            dep = eth.pool_deposit(
+                dest, k["pool_big"], big, self.h32(), self._leaf(k["pool_big"]), gas_price=COMMON_GAS
+            )
+            fee = big // 200
+            w = eth.pool_withdraw(
+                k["relayer"],
+                k["pool_big"],
+                cash,
+                big,
+                self.h32(),
+                relayer=k["relayer"],
+                fee=fee,
+                gas_price=37 * GWEI,
+                wait=self.rng.randint(3 * 3600, 6 * 3600),
+            )
+            self.world.pool_links.append(TruePoolLink("eth", dep, w, ("pool-linked-addresses",), dest))
+            _, usdt = self.swap("eth", cash, "native", big - fee + dust, t["usdt"], "agg")
+            _, _, arrived = self.cbridge(
+                "eth", "bsc", cash, receiver, t["usdt"], usdt, self.tokens["bsc"]["usdt"]
+            )
+            to, exchange = self.deposit_address("bsc")
+            b = self.b["bsc"]
+            h = b.tx(
+                receiver, self.tokens["bsc"]["usdt"], gas_price=COMMON_GAS, wait=self.rng.randint(60, 900)
+            )
+            b.token(h, 1, self.tokens["bsc"]["usdt"], receiver, to, arrived)
+            self.world.cases.append(
+                Case(
+                    "ransom-btc-service-pool-dex-bridge",
+                    "btc",
+                    (src,),
+                    (CashOut("bsc", to, exchange, self.tokens["bsc"]["usdt"], arrived),),
+                )
+            )
+            self.noise(3)
+
     def run(self) -> CrossChainWorld:
         self.noise(self.c.noise // 2)
         self.swaps()
@@ -699,6 +763,7 @@ class _Gen:
         hacks = self.pools()
         self.cases(hacks)
         self.noise(self.c.noise // 2)
+        self.service_pool_cases()
         self.world.batches = [self.btc, *(b.batch for b in self.b.values())]
         return self.world
 
