@@ -434,3 +434,76 @@ def test_submission_is_audited(case_db, made: dict, tmp_path: Path, ft) -> None:
     with case_db.session() as session:
         actions = session.execute(select(AuditRecord.action)).scalars().all()
     assert "exercise.submit" in actions
+
+
+# ------------------------------------------------------------------------------------------ cross-chain
+
+
+def test_cross_chain_exercise_end_to_end(tmp_path: Path) -> None:
+    """A cross-chain exercise: the store export and tags handed out without the truth, ingested into a
+    fresh home, conversions detected, each report traced and the traces scored per chain and asset."""
+    import importlib
+
+    import typer
+    from typer.testing import CliRunner
+
+    from fundtrail.scenarios.exercises import true_deposits
+
+    app = typer.Typer()
+    for noun in ("store", "tags", "conversions", "trace", "exercise"):
+        importlib.import_module(f"fundtrail.cli.{noun}").register(app)
+    runner = CliRunner()
+
+    def cli(*args: str):  # type: ignore[no-untyped-def]
+        r = runner.invoke(app, list(args), catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        return r
+
+    trainer, trainee, out = tmp_path / "trainer", tmp_path / "trainee", tmp_path / "handout"
+    r = cli("exercise", "create", "--typology", "cross-chain", "--difficulty", "easy", "--seed", "7",
+            "--home", str(trainer), "--format", "json")  # fmt: skip
+    ex = json.loads(r.stdout)
+    assert ex["typology"] == "cross-chain" and ex["chain"] == "btc,eth,bsc,polygon"
+    cli("exercise", "hand-out", ex["id"], "-o", str(out), "--home", str(trainer))
+    truth = open_truth(trainer, ex["id"])
+    deposits = true_deposits(truth)
+    assert {d.chain for d in deposits} >= {"bsc", "polygon"} and len(
+        {(d.chain, d.asset) for d in deposits}
+    ) > 1
+    # no truth in the hand-out: no sealed file, no seed, no cash-out amount
+    assert not list(out.rglob("*truth*")) and (out / "store" / "logs.parquet").is_file()
+    text = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix != ".parquet")
+    assert b"seed" not in text.lower() and all(str(d.value).encode() not in text for d in deposits)
+    h = ["--home", str(trainee)]
+    cli("store", "import", str(out / "store"), *h)
+    cli("tags", "import", *map(str, sorted((out / "tagpacks").glob("*.yaml"))), *h)
+    cli("conversions", "--detect", *h)
+    endpoints = []
+    for b in json.loads((out / "handout.json").read_text())["briefing"]:
+        r = cli("trace", b["address"], "--chain", b["chain"], "--format", "json", *h)
+        endpoints += json.loads(r.stdout)["endpoints"]
+    answer = tmp_path / "trace.json"
+    answer.write_text(json.dumps({"endpoints": endpoints}))
+    cli("exercise", "submit", ex["id"], str(answer), "--team", "Blue", "--home", str(trainer))
+    # a perfect answer from the truth: every deposit with its chain, asset, exchange and jurisdiction
+    perfect = tmp_path / "perfect.csv"
+    with perfect.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["address", "value", "chain", "asset", "exchange", "jurisdiction"])
+        for d in deposits:
+            w.writerow([d.address, d.value, d.chain, d.asset, d.exchange_name, d.jurisdiction])
+    cli("exercise", "submit", ex["id"], str(perfect), "--team", "Red", "--home", str(trainer))
+    traced, best = json.loads(
+        cli("exercise", "score", ex["id"], "--home", str(trainer), "-f", "json").stdout
+    )["scores"]
+    assert float(traced["cash_out"]["recall_value"]["value"]) > 0
+    assert float(traced["cash_out"]["precision_value"]["value"]) > 0.9
+    assert any(float(a["recall_value"]["value"]) > 0 for a in traced["cash_out"]["by_asset"])
+    assert {a["chain"] for a in traced["cash_out"]["by_asset"]} >= {"bsc", "polygon"}
+    assert (
+        best["cash_out"]["recall_value"]["value"] == 1.0
+        and best["cash_out"]["precision_value"]["value"] == 1.0
+    )
+    assert best["exchanges"]["recall"]["value"] == 1.0 and best["jurisdictions"]["recall"]["value"] == 1.0
+    with pytest.raises(InputError, match="joint"):
+        create_exercise(trainer, "cross-chain", "easy", seed=7, joint=True)

@@ -100,6 +100,26 @@ templates.env.filters["when"] = when
 templates.env.globals["days_left"] = days_left
 
 
+def since(value: Any, now: datetime | None = None) -> str:
+    """Time elapsed since ``value`` (an ISO time), as ``2 d 3 h`` / ``3 h 5 min`` / ``4 min``."""
+    if not value:
+        return ""
+    start = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    seconds = max(0, int(((now or datetime.now(UTC)) - start).total_seconds()))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {rest // 60} min"
+    return f"{rest // 60} min"
+
+
+templates.env.globals["since"] = since
+
+
 # ------------------------------------------------------------------------------------------ helpers
 
 
@@ -318,7 +338,7 @@ def alerts_page(request: Request) -> Response:
         operation_id="page.alerts",
     )
     try:
-        alerts = access.read(lambda ctx: [alert_doc(a) for a in list_alerts(ctx)[:500]])
+        alerts = access.read(lambda ctx: [alert_doc(a, ctx.home) for a in list_alerts(ctx)[:500]])
     except FundTrailError as error:
         return refusal(request, principal, error, "alerts")
     return render(request, "alerts.html", principal, "alerts", alerts=alerts)

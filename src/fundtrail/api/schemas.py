@@ -1175,4 +1175,12 @@ class AlertDocument(Open):
     case: str | None
     at: str
     request: str | None
-    freeze_due: str | None
+    clock_started_at: str | None = Field(
+        None,
+        description="at_service: when the funds arrived at the service (the block's time); the freeze clock "
+        "starts here, before the request is sent.",
+    )
+    freeze_due: str | None = Field(
+        description="at_service with a drafted request: its answer date once sent, before that the due date "
+        "its instrument's deadline rule gives from clock_started_at."
+    )

@@ -38,7 +38,7 @@ def list_(
     from fundtrail.watch.service import alert_doc, list_alerts
 
     with open_operation(home, as_) as ctx:
-        docs = [alert_doc(a) for a in list_alerts(ctx, case=case, kind=kind)]
+        docs = [alert_doc(a, ctx.home) for a in list_alerts(ctx, case=case, kind=kind)]
     if fmt is OutputFormat.JSON:
         print_json(docs)
         return

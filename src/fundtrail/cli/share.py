@@ -289,6 +289,7 @@ def pull(
 ) -> None:
     """Pull packages from a TAXII collection; each is verified whole and stored, or rejected (audited)."""
     from fundtrail.sharing.taxii import pull_packages
+    from fundtrail.watch.sharing import pull_watches
 
     result = pull_packages(
         home,
@@ -296,6 +297,7 @@ def pull(
         username=as_,
         added_after=added_after,
         store_opener=_store_opener(home),
+        also=(pull_watches,),
     )
     doc = result.to_dict()
     emit(

@@ -20,6 +20,7 @@ from fundtrail.cli.common import (
     handle_errors,
     print_json,
 )
+from fundtrail.cli.share import TaxiiPasswordOpt, TaxiiUserOpt
 from fundtrail.errors import InputError
 
 app = typer.Typer(
@@ -47,13 +48,20 @@ def add(
         str | None,
         typer.Option("--evidence", help="Watch the unspent endpoints of a preserved evidence item."),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Watch every address of this address's co-spend cluster (as `fundtrail cluster` stored it).",
+        ),
+    ] = None,
     label: Annotated[str | None, typer.Option("--label", help="A name for the watch.")] = None,
     reason: ReasonOpt = None,
     home: HomeOpt = DEFAULT_HOME,
     as_: AsOpt = None,
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
-    """Watch addresses, outputs, a trace's unspent endpoints or an evidence item's."""
+    """Watch addresses, outputs, a trace's unspent endpoints or an evidence item's, or a cluster."""
     from fundtrail.cases.evidence import load_trace_file
     from fundtrail.watch.service import add_watch, watch_doc
 
@@ -69,6 +77,7 @@ def add(
                 trace=trace,
                 trace_source=str(trace_file),
                 evidence=evidence,
+                cluster=cluster,
                 reason=reason,
             )
         )
@@ -133,18 +142,45 @@ def remove(
 def share(
     watch_id: Annotated[int, typer.Argument(help="The watch id.")],
     agreement: Annotated[str, typer.Option("--agreement", help="The sharing agreement with the partner.")],
+    transport: Annotated[
+        str,
+        typer.Option(
+            "--transport",
+            help="api: the partner's signed cooperation API; taxii: a signed STIX object in the "
+            "agreement's TAXII collection (--taxii), which the partner takes with `fundtrail share pull`.",
+        ),
+    ] = "api",
+    taxii: Annotated[
+        str | None,
+        typer.Option("--taxii", help="With --transport taxii: the agreement's TAXII 2.1 collection URL."),
+    ] = None,
+    taxii_user: TaxiiUserOpt = None,
+    taxii_password: TaxiiPasswordOpt = None,
     reason: ReasonOpt = None,
     home: HomeOpt = DEFAULT_HOME,
     as_: AsOpt = None,
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Share a watch with a partner agency, which alerts when the funds reach a service in its country."""
+    from fundtrail.cli.share import _target
     from fundtrail.watch.service import watch_doc
     from fundtrail.watch.sharing import share_watch
 
+    if transport not in ("api", "taxii"):
+        raise InputError(f"--transport {transport!r}: api or taxii")
+    if transport == "taxii" and not taxii:
+        raise InputError("--transport taxii needs --taxii, the agreement's TAXII 2.1 collection URL")
+    target = _target(home, taxii, taxii_user, taxii_password) if transport == "taxii" and taxii else None
     with open_operation(home, as_) as ctx:
-        doc = watch_doc(share_watch(ctx, watch_id, agreement, reason=reason))
-    emit(fmt, doc, f"watch {doc['id']} shared under {agreement} (partner's watch {doc['remote_ref']})")
+        doc = watch_doc(
+            share_watch(ctx, watch_id, agreement, reason=reason, transport=transport, taxii=target)
+        )
+    emit(
+        fmt,
+        doc,
+        f"watch {doc['id']} shared under {agreement} over {transport} "
+        + (f"(partner's watch {doc['remote_ref']})" if transport == "api" else f"(STIX {doc['remote_ref']})"),
+    )
 
 
 @app.command("run")

@@ -616,3 +616,91 @@ def _pattern_address(pattern: str) -> str | None:
     if pattern.startswith(prefix) and pattern.endswith("']"):
         return pattern[len(prefix) : -2].replace("\\'", "'").replace("\\\\", "\\")
     return None
+
+
+# ------------------------------------------------------------------------------------------ shared watches
+
+WATCH_TYPE = "fundtrail-watch"
+WATCH_EXTENSION = "extension-definition--5d2c7b1e-8a43-4f0e-9c61-3e7a2b9d4f18"
+"""A shared watch (new SDO): the watch's addresses, the pseudonymised case reference and the marking, signed
+by the sending agency (``signature`` over the canonical JSON of the object without it)."""
+
+
+def watch_object(
+    body: Mapping[str, Any], *, tlp: Tlp, agreement: str, key_id: str, now: datetime, sign: Any
+) -> dict[str, Any]:
+    """The signed ``fundtrail-watch`` SDO of a shared watch (``sign`` signs a document: the agency key's
+    :func:`~fundtrail.sharing.signing.sign_document`). Its id is stable per sending key and watch, so sharing
+    the watch again publishes a new version of the same object."""
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    obj: dict[str, Any] = {
+        "type": WATCH_TYPE,
+        "spec_version": "2.1",
+        "id": stable_id(WATCH_TYPE, key_id, str(body.get("watch"))),
+        "created": stamp,
+        "modified": stamp,
+        "created_by_ref": agency_identity_id(key_id),
+        "object_marking_refs": [TLP_STIX_IDS[tlp]],
+        "agreement": agreement,
+        "watch": dict(body),
+        "extensions": {WATCH_EXTENSION: {"extension_type": "new-sdo"}},
+    }
+    obj["signature"] = sign(obj)
+    return obj
+
+
+def watch_objects(obj: dict[str, Any], tlp: Tlp) -> list[dict[str, Any]]:
+    """What a shared watch travels as: its TLP marking definition and the watch object."""
+    return [json.loads(tlp_marking(tlp).serialize()), obj]
+
+
+@dataclass(frozen=True)
+class ReadWatch:
+    """A ``fundtrail-watch`` object read back: who signed it, the watch body, the unsigned document."""
+
+    id: str
+    modified: str
+    key_id: str
+    agreement: str | None
+    body: dict[str, Any]
+    unsigned: dict[str, Any]
+    signature: dict[str, Any]
+
+
+def read_watch_object(obj: Mapping[str, Any], source: str) -> ReadWatch:
+    """Check a ``fundtrail-watch`` object's shape and marking (the signature is checked by the caller, with
+    the partner's key); IntegrityError when it is malformed."""
+    doc = dict(obj)
+    signature, body = doc.get("signature"), doc.get("watch")
+    if doc.get("type") != WATCH_TYPE or doc.get("spec_version") != "2.1":
+        raise IntegrityError(f"{source}: not a STIX 2.1 {WATCH_TYPE} object")
+    if not isinstance(signature, dict) or not isinstance(signature.get("key_id"), str):
+        raise IntegrityError(f"{source}: {doc.get('id')} is not signed")
+    if not isinstance(body, dict):
+        raise IntegrityError(f"{source}: {doc.get('id')} holds no watch")
+    marking = str(body.get("marking") or "")
+    tlp_ids = {t.label: i for t, i in TLP_STIX_IDS.items()}
+    if tlp_ids.get(marking) not in (doc.get("object_marking_refs") or []):
+        raise IntegrityError(f"{source}: {doc.get('id')} is not marked {marking or 'with a TLP'} as it says")
+    unsigned = {k: v for k, v in doc.items() if k != "signature"}
+    agreement = doc.get("agreement")
+    return ReadWatch(
+        str(doc.get("id")),
+        str(doc.get("modified")),
+        signature["key_id"],
+        agreement if isinstance(agreement, str) else None,
+        body,
+        unsigned,
+        signature,
+    )
+
+
+def latest_watches(pulled: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The newest version of every ``fundtrail-watch`` object among pulled objects."""
+    newest: dict[str, dict[str, Any]] = {}
+    for obj in pulled:
+        if isinstance(obj, Mapping) and obj.get("type") == WATCH_TYPE and isinstance(obj.get("id"), str):
+            held = newest.get(obj["id"])
+            if held is None or str(obj.get("modified")) > str(held.get("modified")):
+                newest[obj["id"]] = dict(obj)
+    return [newest[i] for i in sorted(newest)]

@@ -16,7 +16,7 @@ checks exactly that, and fails if the collection holds a different object under 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,6 +175,8 @@ class PullResult:
     already: list[str] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     objects: int = 0
+    watches: list[dict[str, Any]] = field(default_factory=list)
+    """Shared watches received (``fundtrail-watch`` objects), as ``{id, watch, points}``."""
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON values."""
@@ -183,7 +185,12 @@ class PullResult:
             "imported": self.imported,
             "already": self.already,
             "rejected": self.rejected,
+            "watches": self.watches,
         }
+
+
+PulledHook = Callable[[Any, "TaxiiTarget", list[dict[str, Any]], str | None, "PullResult"], None]
+"""What another layer does with the objects of a pull: (case database, target, objects, user, result)."""
 
 
 def pull_packages(
@@ -193,8 +200,10 @@ def pull_packages(
     username: str | None,
     added_after: str | None = None,
     store_opener: Any = None,
+    also: Sequence[PulledHook] = (),
 ) -> PullResult:
-    """Pull the collection and import every package in it, each in its own transaction."""
+    """Pull the collection and import every package in it, each in its own transaction; then hand the
+    pulled objects to each of ``also`` (the watch layer takes partners' shared watches this way)."""
     from fundtrail.cases.context import operation
     from fundtrail.cases.db import CaseDB
     from fundtrail.sharing.service import import_package, received_from_objects, record_rejection
@@ -224,6 +233,8 @@ def pull_packages(
                         envelope=received.envelope if received else None,
                     )
                 result.rejected.append({"package_id": package_id, "problem": str(error)})
+        for hook in also:
+            hook(db, target, pulled, username, result)
     finally:
         db.close()
     return result

@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fundtrail.analysis.tracing import TraceParams, trace_funds
@@ -148,6 +149,18 @@ def _heights(store: ChainStore, chain: str, txids: Iterable[str]) -> dict[str, i
     return {t: int(h) for t, h in rows}
 
 
+def block_times(store: ChainStore, chain: str, heights: Iterable[int]) -> dict[int, int]:
+    """The block time (Unix seconds) of each stored height among ``heights``."""
+    wanted = sorted(set(heights))
+    if not wanted:
+        return {}
+    marks = ", ".join("?" for _ in wanted)
+    rows = store.con.execute(
+        f"SELECT height, time FROM blocks WHERE chain = ? AND height IN ({marks})", [chain, *wanted]
+    ).fetchall()
+    return {int(h): int(t) for h, t in rows}
+
+
 def _sanctioned(store: ChainStore, chain: str, addresses: Iterable[str]) -> dict[str, list[Any]]:
     from fundtrail.intel.sanctions import sanctioned_among
     from fundtrail.intel.tagstore import has_table
@@ -201,6 +214,13 @@ def findings_of(
             kind = "at_service"
         if kind is not None:
             where = e.address or at_tx or ""
+            height = heights.get(at_tx or "")
+            details: dict[str, Any] = {"hops": e.hops}
+            if height is not None and kind == "at_service":
+                # the freeze clock starts when the funds arrived at the service: the block's time
+                arrived = block_times(store, chain, [height]).get(height)
+                if arrived is not None:
+                    details["arrived_at"] = datetime.fromtimestamp(arrived, UTC).isoformat()
             found.append(
                 Finding(
                     f"w{watch_id}:{kind}:{chain}:{where}",
@@ -210,11 +230,11 @@ def findings_of(
                     at_tx,
                     e.address,
                     e.tainted_value,
-                    heights.get(at_tx or ""),
+                    height,
                     e.entity,
                     e.category,
                     (e.jurisdiction or "").split(",")[0].strip().upper()[:2] or None,
-                    {"hops": e.hops},
+                    details,
                 )
             )
         elif e.reason == "unspent" and e.address and e.tainted_value > 0:

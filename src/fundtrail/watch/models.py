@@ -33,7 +33,7 @@ class Watch(Base):
     chain: Mapped[str] = mapped_column(String(20))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), index=True)
     label: Mapped[str | None] = mapped_column(String(300))
-    source: Mapped[str] = mapped_column(String(20))  # addresses, trace, evidence, partner
+    source: Mapped[str] = mapped_column(String(20))  # addresses, trace, evidence, cluster, partner
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

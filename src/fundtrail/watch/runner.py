@@ -304,7 +304,7 @@ class Watcher:
                 "watches": len(todo),
                 "points": len(index),
             }
-            report.alerts += [alert_doc(a) for a in raised]
+            report.alerts += [alert_doc(a, self.home) for a in raised]
         if self.on_alert is not None:
             for alert in raised:
                 self.on_alert(alert)
@@ -335,7 +335,7 @@ class Watcher:
             conditions.append(WatchAlert.email_at.is_(None))
         with self.operation() as ctx:
             pending = [
-                (a.id, alert_doc(a), a.watch.source == "partner")
+                (a.id, alert_doc(a, self.home), a.watch.source == "partner")
                 for a in ctx.session.execute(
                     select(WatchAlert).join(Watch).where(or_(*conditions)).order_by(WatchAlert.id)
                 ).scalars()

@@ -15,6 +15,8 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -81,6 +83,43 @@ def _evidence_points(ctx: Context, evidence_id: str, chain: str) -> tuple[list[P
     return trace_points(doc, chain, f"evidence {evidence_id}"), item.case_id
 
 
+def cluster_points(home: Path, chain: str, address: str, *, limit: int = 100_000) -> list[Point]:
+    """Every address of the co-spend cluster of ``address`` (as ``fundtrail cluster`` stored it)."""
+    from fundtrail.intel.tagstore import cluster_of
+    from fundtrail.store.chainstore import ChainStore
+
+    if not get_chain(chain).is_utxo:
+        raise InputError(f"--cluster: {chain} has no co-spend clusters (UTXO chains only)")
+    seed = parse_target(chain, address)
+    if not seed.address:
+        raise InputError(f"--cluster takes an address, not an output ({address})")
+    try:
+        store = ChainStore.open_home(home, read_only=True)
+    except Exception as error:  # noqa: BLE001  (a missing or locked store: one line for the user)
+        raise InputError(f"--cluster: the chain store cannot be read ({error})") from None
+    try:
+        found = cluster_of(store, chain, seed.address)
+        if found is None:
+            raise InputError(
+                f"--cluster: {seed.address} is in no stored cluster of {chain}; run `fundtrail cluster "
+                f"--chain {chain}` first"
+            )
+        cluster_id, size = found
+        if size > limit:
+            raise InputError(
+                f"--cluster: the cluster of {seed.address} has {size} addresses (at most {limit})"
+            )
+        rows = store.con.execute(
+            "SELECT a.address FROM clusters c JOIN addresses a ON a.chain = c.chain AND a.id = c.address_id "
+            "WHERE c.chain = ? AND c.cluster_id = ? ORDER BY a.address",
+            [chain, cluster_id],
+        ).fetchall()
+    finally:
+        store.close()
+    members = [Point(chain, address=str(r[0])) for r in rows]
+    return [seed] + [p for p in members if p != seed]
+
+
 # ------------------------------------------------------------------------------------------ watches
 
 
@@ -94,9 +133,11 @@ def add_watch(
     trace: dict[str, Any] | None = None,
     trace_source: str = "trace",
     evidence: str | None = None,
+    cluster: str | None = None,
     reason: str | None = None,
 ) -> Watch:
-    """Watch addresses and outputs (and the unspent endpoints of a trace or an evidence item)."""
+    """Watch addresses and outputs (and the unspent endpoints of a trace or an evidence item, or every
+    address of an address's co-spend cluster)."""
     chain = get_chain(chain).name
     case_row = ctx.case(case, Action.EDIT_CASE) if case else None
     if case_row is None:
@@ -116,9 +157,15 @@ def add_watch(
             case_row = ctx.session.get(Case, case_id)
         points += found
         source = "evidence"
+    if cluster:
+        points += cluster_points(ctx.home, chain, cluster)
+        source = "cluster"
+        label = label or f"cluster of {cluster.strip()}"
     unique = list(dict.fromkeys(points))
     if not unique:
-        raise InputError("nothing to watch: give addresses or outputs, --trace-file or --evidence")
+        raise InputError(
+            "nothing to watch: give addresses or outputs, --trace-file, --evidence or --cluster"
+        )
     watch = Watch(
         chain=chain,
         case_id=case_row.id if case_row else None,
@@ -220,9 +267,50 @@ def watch_doc(watch: Watch) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- alerts
 
 
-def alert_doc(alert: WatchAlert) -> dict[str, Any]:
-    """The alert document of DESIGN.md (plus its id, jurisdiction, request and delivery)."""
+def freeze_clock(alert: WatchAlert, home: Path | None = None) -> tuple[datetime | None, date | None]:
+    """When the freeze clock of an alert at a service started, and the freeze request's due date.
+
+    The clock starts when the funds arrived at the service (the time of the block that brought them;
+    the alert's time when the block's is unknown), not when the request is sent. The due date is the
+    sent request's answer date; before it is sent, the answer (else hold) days of the drafted request's
+    instrument (under its agreement, with the agency's ``deadlines.yaml``) counted from the clock's start.
+    """
+    if alert.kind != "at_service":
+        return None, None
+    details = json.loads(alert.details) if alert.details else {}
+    started = alert.at
+    if details.get("arrived_at"):
+        try:
+            started = datetime.fromisoformat(str(details["arrived_at"]))
+        except ValueError:
+            started = alert.at
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
     req = alert.request
+    if req is None:
+        return started, None
+    if req.answer_due is not None:
+        return started, req.answer_due
+    from fundtrail.cases.requests import deadline_book
+    from fundtrail.domain.deadlines import deadlines
+
+    try:
+        book = deadline_book(home)
+        rule = book.rule_for(RequestType.FREEZE, req.instrument, req.agreement)
+    except FundTrailError as error:
+        log.warning("alert %d: no freeze deadline: %s", alert.id, error)
+        return started, None
+    due = deadlines(rule, started.date(), holidays=book.holidays)
+    return started, due.answer_due or due.hold_until
+
+
+def alert_doc(alert: WatchAlert, home: Path | None = None) -> dict[str, Any]:
+    """The alert document of DESIGN.md (plus its id, jurisdiction, request, freeze clock and delivery).
+
+    ``home`` gives the agency's deadline rules for the freeze clock (the shipped rules without it).
+    """
+    req = alert.request
+    clock_started, freeze_due = freeze_clock(alert, home)
     return {
         "id": alert.id,
         "kind": alert.kind,
@@ -241,7 +329,8 @@ def alert_doc(alert: WatchAlert) -> dict[str, Any]:
         "key": alert.key,
         "request": req.number if req is not None else None,
         "request_state": req.state if req is not None else None,
-        "freeze_due": req.answer_due.isoformat() if req is not None and req.answer_due else None,
+        "clock_started_at": clock_started.isoformat() if clock_started else None,
+        "freeze_due": freeze_due.isoformat() if freeze_due else None,
         "origin": "partner" if alert.watch.source == "partner" or alert.key.startswith("p:") else "local",
         "delivered": {"webhook": alert.webhook_at, "email": alert.email_at, "partner": alert.partner_at},
         "details": json.loads(alert.details) if alert.details else {},

@@ -6,6 +6,13 @@ and the agreement's marking over the signed cooperation API. The partner keeps i
 ``partner`` (:func:`receive_watch`); its watcher alerts only when the funds reach a service in its own
 jurisdiction, and tells the sender (:func:`notify_partner`, :func:`receive_partner_alert`), whose
 instance records the alert and drafts the freeze request to that jurisdiction.
+
+The watch can travel over TAXII 2.1 instead (``transport="taxii"``): it is published to the agreement's
+TAXII collection as a signed ``fundtrail-watch`` STIX object (:func:`fundtrail.sharing.stix.watch_object`,
+marked with the agreement's TLP), and the partner's ``fundtrail share pull`` turns it into the same
+received watch (:func:`receive_watch_object`: signature checked with the agreement's pinned partner key,
+kept once per watch). The partner's alerts go back over the signed API either way (:func:`notify_partner`:
+the sender learns at once, without pulling).
 """
 
 from __future__ import annotations
@@ -16,12 +23,15 @@ from typing import Any
 from sqlalchemy import select
 
 from fundtrail.cases.context import Context
-from fundtrail.domain.sharing import pseudonym
-from fundtrail.errors import InputError, NotFoundError
+from fundtrail.domain.sharing import Tlp, pseudonym
+from fundtrail.errors import InputError, IntegrityError, NotFoundError
+from fundtrail.sharing import stix
 from fundtrail.sharing.agreements import agreement_for_partner, get_agreement, pseudonym_key
 from fundtrail.sharing.legal_requests import need_addresses
 from fundtrail.sharing.partners import ClientFactory, http_client
 from fundtrail.sharing.service import audit_as
+from fundtrail.sharing.signing import sign_document, verify_document
+from fundtrail.sharing.taxii import TaxiiTarget, publish
 from fundtrail.watch.engine import Finding
 from fundtrail.watch.models import Watch, WatchAlert, WatchPoint
 from fundtrail.watch.service import alert_doc, get_watch, parse_target, raise_alerts
@@ -36,8 +46,18 @@ def share_watch(
     *,
     clients: ClientFactory | None = None,
     reason: str | None = None,
+    transport: str = "api",
+    taxii: TaxiiTarget | None = None,
 ) -> Watch:
-    """Send a watch to the agreement's partner; remember the partner's reference for its alerts."""
+    """Send a watch to the agreement's partner; remember the partner's reference for its alerts.
+
+    ``transport="api"``: over the signed cooperation API (the partner's watch id comes back);
+    ``"taxii"``: published to the agreement's TAXII collection ``taxii`` (the STIX object id is kept).
+    """
+    if transport not in ("api", "taxii"):
+        raise InputError(f"transport {transport!r}: api or taxii")
+    if transport == "taxii" and taxii is None:
+        raise InputError("sharing a watch over TAXII needs the agreement's TAXII collection URL")
     watch = get_watch(ctx, watch_id)
     row = get_agreement(ctx, agreement)
     need_addresses(row, ctx)
@@ -56,13 +76,26 @@ def share_watch(
         "case_ref": case_ref,
         "marking": f"TLP:{row.tlp.upper()}",
     }
-    client = (clients or http_client)(row, ctx.key)
-    try:
-        answer = client.call("POST", "/watches", body)
-    finally:
-        client.close()
+    if taxii is not None and transport == "taxii":
+        tlp = Tlp(row.tlp)
+        obj = stix.watch_object(
+            body,
+            tlp=tlp,
+            agreement=row.name,
+            key_id=ctx.key.key_id,
+            now=ctx.now,
+            sign=lambda doc: sign_document(ctx.key, doc),
+        )
+        publish(taxii, stix.watch_objects(obj, tlp))
+        watch.remote_ref = obj["id"]
+    else:
+        client = (clients or http_client)(row, ctx.key)
+        try:
+            answer = client.call("POST", "/watches", body)
+        finally:
+            client.close()
+        watch.remote_ref = str((answer or {}).get("watch"))
     watch.agreement = row.name
-    watch.remote_ref = str((answer or {}).get("watch"))
     ctx.audit(
         "watch.share",
         "watch",
@@ -75,6 +108,7 @@ def share_watch(
             "points": len(points),
             "remote_ref": watch.remote_ref,
             "case_ref": case_ref,
+            "transport": transport,
         },
     )
     return watch
@@ -124,6 +158,28 @@ def receive_watch(ctx: Context, partner_key_id: str, body: Any) -> Watch:
         },
     )
     return watch
+
+
+def receive_watch_object(ctx: Context, obj: dict[str, Any], source: str) -> Watch | None:
+    """A ``fundtrail-watch`` STIX object pulled from TAXII, kept as :func:`receive_watch` keeps one shared
+    over the API; None when that watch was received before. IntegrityError when it is not signed by the
+    partner of an agreement (its pinned key) or its marking is not the agreement's."""
+    read = stix.read_watch_object(obj, source)
+    row = agreement_for_partner(ctx, read.key_id, read.agreement)
+    if not verify_document(row.partner_public_key, read.unsigned, read.signature):
+        raise IntegrityError(f"{source}: {read.id} is not signed by {row.partner_name}'s key")
+    if str(read.body.get("marking")) != f"TLP:{row.tlp.upper()}":
+        raise IntegrityError(f"{source}: {read.id} is marked {read.body.get('marking')}, not as agreed")
+    known = ctx.session.execute(
+        select(Watch.id).where(
+            Watch.source == "partner",
+            Watch.agreement == row.name,
+            Watch.remote_ref == str(read.body.get("watch")),
+        )
+    ).first()
+    if known is not None:
+        return None
+    return receive_watch(ctx, read.key_id, read.body)
 
 
 def notify_partner(ctx: Context, alert_id: int, *, clients: ClientFactory | None = None) -> None:
@@ -222,3 +278,28 @@ def receive_partner_alert(ctx: Context, partner_key_id: str, body: Any) -> Watch
 
 def _text(value: Any, limit: int) -> str | None:
     return str(value)[:limit] if value not in (None, "") else None
+
+
+def pull_watches(
+    db: Any, target: Any, pulled: list[dict[str, Any]], username: str | None, result: Any
+) -> None:
+    """Keep the partners' shared watches among the objects of a TAXII pull (each once, in its own
+    transaction): the hook ``fundtrail share pull`` gives :func:`fundtrail.sharing.taxii.pull_packages`."""
+    from fundtrail.cases.context import operation
+    from fundtrail.errors import FundTrailError
+    from fundtrail.sharing.service import record_rejection
+    from fundtrail.sharing.stix import latest_watches
+
+    source = f"TAXII {target.url}"
+    for obj in latest_watches(pulled):
+        try:
+            with operation(db, username, user_required=False) as ctx:
+                watch = receive_watch_object(ctx, obj, source)
+                if watch is None:
+                    result.already.append(str(obj["id"]))
+                    continue
+                result.watches.append({"id": obj["id"], "watch": watch.id, "points": len(watch.points)})
+        except FundTrailError as error:
+            with operation(db, username, user_required=False) as ctx:
+                record_rejection(ctx, source, error, transport="taxii")
+            result.rejected.append({"package_id": str(obj["id"]), "problem": str(error)})

@@ -33,9 +33,8 @@ def list_alerts(
     def work(ctx: Any) -> dict[str, Any]:
         with about_field("kind", "query"):
             found = service.list_alerts(ctx, case=case, kind=kind)
-        return page_of(
-            [service.alert_doc(a) for a in found[offset : offset + limit]], len(found), limit, offset
-        )
+        docs = [service.alert_doc(a, ctx.home) for a in found[offset : offset + limit]]
+        return page_of(docs, len(found), limit, offset)
 
     found: dict[str, Any] = access.read(work, case=case.strip().upper() if case else None)
     return found

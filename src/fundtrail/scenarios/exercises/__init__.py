@@ -15,6 +15,7 @@ from fundtrail.scenarios.exercises.service import (
     Part,
     Score,
     Submission,
+    TrueDeposit,
     board,
     create_exercise,
     hand_out,
@@ -25,6 +26,7 @@ from fundtrail.scenarios.exercises.service import (
     score_exercise,
     submit_answer,
     true_cash_outs,
+    true_deposits,
     write_board_chart,
 )
 
@@ -51,6 +53,8 @@ __all__ = [
     "parse_answer",
     "score_exercise",
     "submit_answer",
+    "TrueDeposit",
     "true_cash_outs",
+    "true_deposits",
     "write_board_chart",
 ]

@@ -5,8 +5,8 @@ Three shapes, told apart by their content (not their file name):
 * a trace: the document ``fundtrail trace --format json`` prints; its endpoints attributed to an
   exchange (``category: exchange``) are the findings, with their tainted value, entity and jurisdiction;
 * a deposit list: CSV with a header naming ``address`` and ``value`` (or ``amount``), optionally
-  ``exchange`` and ``jurisdiction``; or JSON, a list of such objects (or ``{"deposits": [...]}``); values
-  are integers of base units;
+  ``exchange``, ``jurisdiction``, ``chain`` and ``asset`` (``native`` or the token contract); or
+  JSON, a list of such objects (or ``{"deposits": [...]}``); values are integers of base units;
 * a drafted freeze request: ``fundtrail request show --format json`` (its address subjects), the letter
   data of a request (``request`` and ``assets``: addresses with amounts), or a list of either; the
   recipient and its jurisdiction name the exchange.
@@ -54,6 +54,9 @@ class Finding:
     value: int | None
     exchange: str | None = None
     jurisdiction: str | None = None
+    chain: str | None = None
+    asset: str | None = None
+    """The chain and asset (``native`` or a token contract) when the answer names them (cross-chain)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the value as a string of base units)."""
@@ -62,6 +65,8 @@ class Finding:
             "value": None if self.value is None else str(self.value),
             "exchange": self.exchange,
             "jurisdiction": self.jurisdiction,
+            "chain": self.chain,
+            "asset": self.asset,
         }
 
     @classmethod
@@ -73,6 +78,8 @@ class Finding:
             None if value is None else int(value),
             doc.get("exchange"),
             doc.get("jurisdiction"),
+            doc.get("chain"),
+            doc.get("asset"),
         )
 
 
@@ -112,6 +119,11 @@ def _text(value: Any) -> str | None:
     return str(value).strip() or None if value is not None else None
 
 
+def _lower(value: Any) -> str | None:
+    text = _text(value)
+    return text.lower() if text else None
+
+
 def _jurisdiction(value: Any) -> str | None:
     text = _text(value)
     return text.upper() if text else None
@@ -135,6 +147,8 @@ def _trace(source: str, doc: dict[str, Any]) -> Answer:
                 value,
                 _text(e.get("entity")),
                 _jurisdiction(e.get("jurisdiction")),
+                _lower(e.get("chain")),
+                _lower(e.get("asset")),
             )
         )
     return Answer(AnswerKind.TRACE, tuple(findings))
@@ -153,6 +167,8 @@ def _deposit_rows(source: str, rows: list[Any]) -> Answer:
                 _amount(source, f"{where}.value", value),
                 _text(row.get("exchange") or row.get("entity")),
                 _jurisdiction(row.get("jurisdiction")),
+                _lower(row.get("chain")),
+                _lower(row.get("asset")),
             )
         )
     return Answer(AnswerKind.DEPOSITS, tuple(findings))
@@ -183,6 +199,8 @@ def _request(source: str, where: str, doc: dict[str, Any]) -> list[Finding]:
                 _amount(source, f"{where}.subjects[{i}].{amount_key}", s.get(amount_key), required=False),
                 recipient,
                 _jurisdiction(request.get("recipient_jurisdiction")),
+                _lower(s.get("chain")),
+                _lower(s.get("asset")),
             )
         )
     return findings

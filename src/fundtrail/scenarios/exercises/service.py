@@ -7,6 +7,7 @@
                            parts, the briefing (the victims' reports), the payout window, hand-out times
       truth.sealed         the ground truth (cash-outs, exchanges, seed), sealed to the owner's key
       data/chain/          the chain data (bitcoin-etl transactions, as the generator writes them)
+      data/store/          instead, for a cross-chain exercise: a chain-store Parquet export (see .crosschain)
       data/tagpacks/       the public TagPacks, scrubbed of anything that names the seed or a cash-out
       submissions/NNN.json a team's answer as findings, with when it came; NNN.answer the file as given
 
@@ -39,7 +40,14 @@ import yaml
 
 from fundtrail.errors import InputError, InputLimitError, NotFoundError, ParseError
 from fundtrail.scenarios.exercises.answers import Answer, Finding, parse_answer
-from fundtrail.scenarios.exercises.sealing import load_or_create_owner_key, load_owner_key, seal, unseal
+from fundtrail.scenarios.exercises.crosschain import CROSS_CHAIN, STORE_DIR, write_cross_chain
+from fundtrail.scenarios.exercises.sealing import (
+    OwnerKey,
+    load_or_create_owner_key,
+    load_owner_key,
+    seal,
+    unseal,
+)
 from fundtrail.scenarios.groundtruth import (
     CashOut,
     EntityKind,
@@ -82,8 +90,9 @@ DIFFICULTIES: dict[str, Difficulty] = {
     "medium": Difficulty("medium", 1_200, True, True, 35),
     "hard": Difficulty("hard", 3_000, False, False, 10),
 }
-TYPOLOGIES = tuple(k.value for k in TypologyKind)
-"""Typologies the generator plays out (Bitcoin-like chains; it has no cross-chain typology yet)."""
+TYPOLOGIES = (*(k.value for k in TypologyKind), CROSS_CHAIN)
+"""Typologies of exercises: those the Bitcoin-like generator plays out, and ``cross-chain`` (the
+cross-chain generator's btc, eth, bsc and polygon world, see :mod:`.crosschain`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +357,10 @@ def create_exercise(
         raise InputError(f"the seed must be >= 0, not {seed}")
     now = now or datetime.now(UTC)
     owner = load_or_create_owner_key(home)
+    if typology == CROSS_CHAIN:
+        if joint:
+            raise InputError("a cross-chain exercise cannot be joint yet: its data has no split")
+        return _create_cross_chain(home, level, owner, seed, size, jurisdiction, now)
     exercise_id = _new_id(home)
     folder = exercises_dir(home) / exercise_id
     try:
@@ -418,6 +431,43 @@ def create_exercise(
     return exercise
 
 
+def _create_cross_chain(
+    home: Path,
+    level: Difficulty,
+    owner: OwnerKey,
+    seed: int | None,
+    size: int | None,
+    jurisdiction: str | None,
+    now: datetime,
+) -> Exercise:
+    """A cross-chain exercise: the store export and tags in ``data/``, the cases' cash-outs sealed."""
+    exercise_id = _new_id(home)
+    folder = exercises_dir(home) / exercise_id
+    try:
+        s = seed if seed is not None else secrets.randbelow(1 << 62)
+        made = write_cross_chain(
+            folder / "data", exercise_id, s, level.name, all_seeds=level.all_seeds, noise=size
+        )
+        (folder / "truth.sealed").write_bytes(seal(made.truth, owner.public, exercise_id))
+        home_jur = (jurisdiction or sorted(made.exchanges.values())[0]).strip().upper()
+        exercise = Exercise(
+            exercise_id,
+            CROSS_CHAIN,
+            level.name,
+            made.chain,
+            now,
+            owner.key_id,
+            (Part("a", f"{home_jur} police", home_jur, made.heights, True),),
+            made.briefing,
+            level.payout_days,
+        )
+        _save(home, exercise)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return exercise
+
+
 # ------------------------------------------------------------------------------------------ hand-out
 
 
@@ -451,7 +501,61 @@ def _copy_heights(src: Path, dst: Path, heights: tuple[int, int]) -> None:
                 fout.write(line)
 
 
+def _readme_cross_chain(exercise: Exercise, part: Part, handed_at: datetime) -> str:
+    deadline = (handed_at + timedelta(days=exercise.payout_days)).date().isoformat()
+    chains = exercise.chain.split(",")
+    lines = [
+        f"# FundTrail exercise {exercise.id}: {exercise.typology} ({exercise.difficulty})",
+        "",
+        f"This hand-out is for **{part.agency}** (jurisdiction {part.jurisdiction}).",
+        "",
+        "## The situation",
+        "",
+        "Ransoms paid in bitcoin and funds stolen on Ethereum and BSC were laundered across chains "
+        f"({', '.join(chains)}): swapped on DEXs and aggregators, bridged, put through mixing pools. "
+        "Find which exchanges received them, on which chain and in which asset, and ask them to freeze "
+        "the funds before they pay them out.",
+        "",
+        f"The exchanges pay deposited funds out on {deadline} ({exercise.payout_days} days after "
+        "this hand-out): a freeze must take effect by then.",
+        "",
+        "## Reports",
+        "",
+        "| chain | address (where the trace starts) |",
+        "|---|---|",
+    ]
+    lines += [f"| {b.get('chain', '')} | {b['address']} |" for b in exercise.briefing]
+    lines += [
+        "",
+        "## The data",
+        "",
+        f"- `{STORE_DIR}/`: the transactions, transfers and event logs of every chain, as a FundTrail "
+        "chain-store Parquet export",
+        "- `tagpacks/`: public attribution tags (GraphSense TagPacks and an ActorPack)",
+        "",
+        "```",
+        f"fundtrail store import {STORE_DIR}/",
+        "fundtrail tags import tagpacks/*.yaml",
+        "fundtrail conversions --detect",
+        "fundtrail trace ADDRESS --chain CHAIN --format json > trace.json",
+        "```",
+        "",
+        "## Your answer",
+        "",
+        "Give your trainer one of: the trace JSON (one per report, or your own list); a CSV "
+        "`address,value,chain,asset,exchange,jurisdiction` of the exchange deposit addresses with the "
+        "amounts (base units of the asset) you traced there; or your drafted freeze request(s). Scored per "
+        "chain and asset: the share of the cashed-out value you found (recall) and how much of what you "
+        "claim is right (precision), averaged over the assets; the exchanges and jurisdictions; your time; "
+        "which freezes would have taken effect in time.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def _readme(exercise: Exercise, part: Part, handed_at: datetime) -> str:
+    if exercise.typology == CROSS_CHAIN:
+        return _readme_cross_chain(exercise, part, handed_at)
     deadline = (handed_at + timedelta(days=exercise.payout_days)).date().isoformat()
     lines = [
         f"# FundTrail exercise {exercise.id}: {exercise.typology} ({exercise.difficulty})",
@@ -543,8 +647,13 @@ def hand_out(
     handouts = dict(exercise.handouts)
     for p in parts:
         target = out / f"part-{p.name}" if len(parts) > 1 else out
-        (target / "chain").mkdir(parents=True, exist_ok=True)
-        _copy_heights(folder / "data" / "chain" / TRANSACTIONS, target / "chain" / TRANSACTIONS, p.heights)
+        if exercise.typology == CROSS_CHAIN:
+            shutil.copytree(folder / "data" / STORE_DIR, target / STORE_DIR)
+        else:
+            (target / "chain").mkdir(parents=True, exist_ok=True)
+            _copy_heights(
+                folder / "data" / "chain" / TRANSACTIONS, target / "chain" / TRANSACTIONS, p.heights
+            )
         shutil.copytree(folder / "data" / TAGPACK_DIR, target / TAGPACK_DIR)
         handed_at = handouts.setdefault(p.name, now)
         (target / "README.md").write_text(_readme(exercise, p, handed_at), encoding="utf-8")
@@ -751,6 +860,8 @@ class Score:
     requests: tuple[RequestTiming, ...]
     in_time: Ratio
     time_taken: timedelta | None
+    by_asset: tuple[AssetScore, ...] = ()
+    """Recall and precision by value per chain and asset (cross-chain exercises have several)."""
 
     @property
     def points(self) -> float:
@@ -780,6 +891,7 @@ class Score:
                 "precision_value": self.precision_value.to_dict(),
                 "recall_count": self.recall_count.to_dict(),
                 "precision_count": self.precision_count.to_dict(),
+                "by_asset": [a.to_dict() for a in self.by_asset],
             },
             "exchanges": {"recall": self.exchanges.to_dict(), "precision": self.exchange_precision.to_dict()},
             "jurisdictions": {"recall": self.jurisdictions.to_dict()},
@@ -803,40 +915,147 @@ def _deadline_book(home: Path) -> Any:
     return deadline_book(home)
 
 
+@dataclass(frozen=True, slots=True)
+class TrueDeposit:
+    """A true cash-out as scored: value of one asset at one exchange deposit address of one chain.
+
+    ``asset`` is None for the Bitcoin-like typologies (one asset: any finding's asset matches).
+    """
+
+    chain: str
+    address: str
+    asset: str | None
+    exchange_name: str
+    jurisdiction: str | None
+    value: int
+
+    @property
+    def group(self) -> tuple[str, str | None]:
+        """The chain and asset its value is counted in."""
+        return (self.chain, self.asset)
+
+
+@dataclass(frozen=True, slots=True)
+class AssetScore:
+    """Cash-out recall and precision by value in one asset of one chain."""
+
+    chain: str
+    asset: str | None
+    recall_value: Ratio
+    precision_value: Ratio
+    in_time: Ratio
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "chain": self.chain,
+            "asset": self.asset,
+            "recall_value": self.recall_value.to_dict(),
+            "precision_value": self.precision_value.to_dict(),
+            "in_time_value": self.in_time.to_dict(),
+        }
+
+
+SCALE = 1_000_000
+"""Ratios averaged over several assets are kept in millionths."""
+
+
+def _mean(ratios: list[Ratio]) -> Ratio:
+    """One ratio as is; several (values of different assets) averaged, in millionths."""
+    if len(ratios) == 1:
+        return ratios[0]
+    return Ratio(sum(round(r.value * SCALE) for r in ratios), SCALE * len(ratios))
+
+
+def true_deposits(truth: dict[str, Any]) -> list[TrueDeposit]:
+    """The true cash-outs of an opened truth, per chain, deposit address and asset."""
+    if truth.get("typology") == CROSS_CHAIN:
+        sums: dict[tuple[str, str, str], TrueDeposit] = {}
+        for case in truth["cases"]:
+            for o in case["cash_outs"]:
+                key = (o["chain"], o["address"].lower(), o["asset"].lower())
+                prev = sums.get(key)
+                value = int(o["value"]) + (prev.value if prev else 0)
+                sums[key] = TrueDeposit(*key, o["exchange"], o.get("jurisdiction"), value)
+        return list(sums.values())
+    return [
+        TrueDeposit(truth["chain"], a, None, c.exchange_name, c.jurisdiction, c.value)
+        for a, c in true_cash_outs(truth).items()
+    ]
+
+
 def score_submission(
-    submission: Submission, exercise: Exercise, cash_outs: dict[str, CashOut], book: Any
+    submission: Submission,
+    exercise: Exercise,
+    cash_outs: dict[str, CashOut] | list[TrueDeposit],
+    book: Any,
 ) -> Score:
-    """Score one submission against the true cash-outs (summed per deposit address)."""
+    """Score one submission against the true cash-outs (summed per chain, deposit address and asset).
+
+    Value is compared within one chain and asset: recall and precision by value are computed per asset
+    and averaged over the assets (a single-asset exercise keeps the plain ratios).
+    """
     from fundtrail.domain.deadlines import add_days
     from fundtrail.domain.requests import RequestType
 
-    claimed: dict[str, int | None] = {}
-    named: dict[str, tuple[str | None, str | None]] = {}
+    deposits = (
+        [
+            TrueDeposit(exercise.chain, a, None, c.exchange_name, c.jurisdiction, c.value)
+            for a, c in cash_outs.items()
+        ]
+        if isinstance(cash_outs, dict)
+        else list(cash_outs)
+    )
+    by_address: dict[str, list[TrueDeposit]] = {}
+    for d in deposits:
+        by_address.setdefault(d.address, []).append(d)
+    groups = sorted({d.group for d in deposits}, key=str)
+
+    def match(f: Finding) -> TrueDeposit | None:
+        for d in by_address.get(f.address, []):
+            if (f.chain is None or f.chain == d.chain) and (
+                f.asset is None or d.asset is None or f.asset == d.asset
+            ):
+                return d
+        return None
+
+    Key = tuple[str | None, str, str | None]
+    claimed: dict[Key, int | None] = {}
+    named: dict[Key, tuple[str | None, str | None]] = {}
+    truth_of: dict[Key, TrueDeposit] = {}
     for f in submission.findings:
-        prev = claimed.get(f.address, 0)
-        claimed[f.address] = None if f.value is None or prev is None else prev + f.value
-        if f.exchange or f.jurisdiction or f.address not in named:
-            named[f.address] = (f.exchange, f.jurisdiction)
-    true_total = sum(c.value for c in cash_outs.values())
-    credit: dict[str, int] = {}
-    claimed_total = 0
-    for address, value in claimed.items():
-        truth = cash_outs.get(address)
+        hit = match(f)
+        key: Key = (hit.chain, hit.address, hit.asset) if hit else (f.chain, f.address, f.asset)
+        if hit:
+            truth_of[key] = hit
+        prev = claimed.get(key, 0)
+        claimed[key] = None if f.value is None or prev is None else prev + f.value
+        if f.exchange or f.jurisdiction or key not in named:
+            named[key] = (f.exchange, f.jurisdiction)
+    true_by: dict[tuple[str | None, str | None], int] = {g: 0 for g in groups}
+    for d in deposits:
+        true_by[d.group] += d.value
+    found_by: dict[tuple[str | None, str | None], int] = {g: 0 for g in groups}
+    claimed_by: dict[tuple[str | None, str | None], int] = {g: 0 for g in groups}
+    credit: dict[Key, int] = {}
+    for key, value in claimed.items():
+        truth = truth_of.get(key)
         if truth is None:
-            claimed_total += value or 0
+            group = groups[0] if len(groups) == 1 else (key[0], key[2])
+            claimed_by[group] = claimed_by.get(group, 0) + (value or 0)
             continue
         got = truth.value if value is None else min(value, truth.value)
-        credit[address] = got
-        claimed_total += truth.value if value is None else value
-    found = sum(credit.values())
-    true_exchanges = {c.exchange_name for c in cash_outs.values()}
-    right = {cash_outs[a].exchange_name for a in credit if _same(named[a][0], cash_outs[a].exchange_name)}
+        credit[key] = got
+        found_by[truth.group] += got
+        claimed_by[truth.group] += truth.value if value is None else value
+    true_exchanges = {d.exchange_name for d in deposits}
+    right = {truth_of[k].exchange_name for k in credit if _same(named[k][0], truth_of[k].exchange_name)}
     any_named = {n.casefold() for n, _ in named.values() if n}
-    true_jur = {c.jurisdiction for c in cash_outs.values() if c.jurisdiction}
+    true_jur = {d.jurisdiction for d in deposits if d.jurisdiction}
     right_jur = {
-        cash_outs[a].jurisdiction
-        for a in credit
-        if cash_outs[a].jurisdiction and _same(named[a][1], cash_outs[a].jurisdiction)
+        truth_of[k].jurisdiction
+        for k in credit
+        if truth_of[k].jurisdiction and _same(named[k][1], truth_of[k].jurisdiction)
     }
     part = exercise.part(submission.part) or exercise.owner
     started = (
@@ -847,29 +1066,44 @@ def score_submission(
     clock_start = started or exercise.created_at
     payout = (clock_start + timedelta(days=exercise.payout_days)).date()
     timings = []
+    in_time_by: dict[tuple[str | None, str | None], int] = {g: 0 for g in groups}
     for name in sorted(right):
-        addresses = [a for a in credit if cash_outs[a].exchange_name == name and _same(named[a][0], name)]
-        jur = cash_outs[addresses[0]].jurisdiction
+        keys = [k for k in credit if truth_of[k].exchange_name == name and _same(named[k][0], name)]
+        jur = truth_of[keys[0]].jurisdiction
         abroad = bool(jur and jur != part.jurisdiction)
         rule = book.rule_for(RequestType.FREEZE, abroad=abroad)
         sent = submission.submitted_at.date()
         effective = add_days(sent, rule.answer_days or 0, business=rule.business_days, holidays=book.holidays)
-        timings.append(
-            RequestTiming(name, jur, rule.key, sent, effective, payout, sum(credit[a] for a in addresses))
+        timing = RequestTiming(name, jur, rule.key, sent, effective, payout, sum(credit[k] for k in keys))
+        timings.append(timing)
+        if timing.in_time:
+            for k in keys:
+                in_time_by[truth_of[k].group] += credit[k]
+    by_asset = tuple(
+        AssetScore(
+            str(g[0]),
+            g[1],
+            Ratio(found_by.get(g, 0), true_by.get(g, 0)),
+            Ratio(found_by.get(g, 0), claimed_by.get(g, 0)),
+            Ratio(in_time_by.get(g, 0), true_by.get(g, 0)),
         )
-    in_time_value = sum(t.value for t in timings if t.in_time)
+        for g in sorted(set(true_by) | {g for g, v in claimed_by.items() if v}, key=str)
+    )
+    truly = [a for a in by_asset if a.recall_value.total]
+    claimed_assets = [a for a in by_asset if a.precision_value.total]
     return Score(
         submission,
-        Ratio(found, true_total),
-        Ratio(found, claimed_total),
-        Ratio(len(credit), len(cash_outs)),
+        _mean([a.recall_value for a in truly]) if truly else Ratio(0, 0),
+        _mean([a.precision_value for a in claimed_assets]) if claimed_assets else Ratio(0, 0),
+        Ratio(len(credit), len(deposits)),
         Ratio(len(credit), len(claimed)),
         Ratio(len(right), len(true_exchanges)),
         Ratio(len(right), len(any_named)),
         Ratio(len(right_jur), len(true_jur)),
         tuple(timings),
-        Ratio(in_time_value, true_total),
+        _mean([a.in_time for a in truly]) if truly else Ratio(0, 0),
         submission.submitted_at - started if started else None,
+        by_asset,
     )
 
 
@@ -891,7 +1125,7 @@ def true_cash_outs(truth: dict[str, Any]) -> dict[str, CashOut]:
 def score_exercise(home: Path, exercise_id: str, *, key_file: Path | None = None) -> list[Score]:
     """Unseal the truth and score every submission of the exercise."""
     exercise = load_exercise(home, exercise_id)
-    cash_outs = true_cash_outs(open_truth(home, exercise_id, key_file))
+    cash_outs = true_deposits(open_truth(home, exercise_id, key_file))
     book = _deadline_book(home)
     return [score_submission(s, exercise, cash_outs, book) for s in list_submissions(home, exercise_id)]
 
