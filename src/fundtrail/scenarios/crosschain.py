@@ -621,9 +621,20 @@ class _Gen:
                 self.world.pool_links.append(TruePoolLink("bsc", dep, w, ("pool-timing",), dep))
             self.noise(2)
 
+    def cash_out(
+        self, kind: str, seed_chain: str, seed: str, chain: str, sender: str, token: str, value: int
+    ) -> None:
+        """``sender`` pays ``value`` of ``token`` to an exchange deposit address on ``chain``: the end of a
+        laundering case that started at ``seed`` on ``seed_chain``."""
+        dep, exchange = self.deposit_address(chain)
+        b = self.b[chain]
+        h = b.tx(sender, token, gas_price=COMMON_GAS, wait=self.rng.randint(60, 900))
+        b.token(h, 1, token, sender, dep, value)
+        cash_out = CashOut(chain, dep, exchange, token, value)
+        self.world.cases.append(Case(kind, seed_chain, (seed,), (cash_out,)))
+
     def cases(self, hacks: Sequence[tuple[str, str, int]]) -> None:
         """The laundering paths after the pools, and the memo and lock/mint cases."""
-        eth = self.b["eth"]
         t = self.tokens["eth"]
         for thief, cash, linkable in hacks:
             # the pool paid ``cash`` 10 ETH less the relayer's fee
@@ -634,32 +645,10 @@ class _Gen:
                 _, _, got = self.cbridge(
                     "eth", "bsc", cash, cash, t["usdt"], usdt, self.tokens["bsc"]["usdt"]
                 )
-                dep, exchange = self.deposit_address("bsc")
-                b = self.b["bsc"]
-                h = b.tx(
-                    cash, self.tokens["bsc"]["usdt"], gas_price=COMMON_GAS, wait=self.rng.randint(60, 900)
-                )
-                b.token(h, 1, self.tokens["bsc"]["usdt"], cash, dep, got)
-                self.world.cases.append(
-                    Case(
-                        "hack-pool-swap-bridge",
-                        "eth",
-                        (thief,),
-                        (CashOut("bsc", dep, exchange, self.tokens["bsc"]["usdt"], got),),
-                    )
-                )
+                bsc_usdt = self.tokens["bsc"]["usdt"]
+                self.cash_out("hack-pool-swap-bridge", "eth", thief, "bsc", cash, bsc_usdt, got)
             else:
-                dep, exchange = self.deposit_address("eth")
-                h = eth.tx(cash, t["usdt"], gas_price=COMMON_GAS, wait=self.rng.randint(60, 900))
-                eth.token(h, 1, t["usdt"], cash, dep, usdt)
-                self.world.cases.append(
-                    Case(
-                        "hack-unlinkable-pool",
-                        "eth",
-                        (thief,),
-                        (CashOut("eth", dep, exchange, t["usdt"], usdt),),
-                    )
-                )
+                self.cash_out("hack-unlinkable-pool", "eth", thief, "eth", cash, t["usdt"], usdt)
             self.noise(3)
         for _ in range(self.c.cases):
             dest = self.fresh()
@@ -669,19 +658,8 @@ class _Gen:
             _, _, arrived = self.cbridge(
                 "eth", "bsc", dest, receiver, t["weth"], weth, self.tokens["bsc"]["weth"]
             )
-            dep, exchange = self.deposit_address("bsc")
-            b = self.b["bsc"]
-            h = b.tx(
-                receiver, self.tokens["bsc"]["weth"], gas_price=COMMON_GAS, wait=self.rng.randint(60, 900)
-            )
-            b.token(h, 1, self.tokens["bsc"]["weth"], receiver, dep, arrived)
-            self.world.cases.append(
-                Case(
-                    "ransom-btc-memo-bridge",
-                    "btc",
-                    (src,),
-                    (CashOut("bsc", dep, exchange, self.tokens["bsc"]["weth"], arrived),),
-                )
+            self.cash_out(
+                "ransom-btc-memo-bridge", "btc", src, "bsc", receiver, self.tokens["bsc"]["weth"], arrived
             )
             self.noise(3)
         for _ in range(self.c.cases):
@@ -691,20 +669,8 @@ class _Gen:
             h = b.tx(victim, self.tokens["bsc"]["usdt"], gas_price=COMMON_GAS)
             b.token(h, 1, self.tokens["bsc"]["usdt"], victim, thief, value)
             _, _, got = self.lock_mint("bsc", "polygon", thief, value)
-            dep, exchange = self.deposit_address("polygon")
-            p = self.b["polygon"]
-            h = p.tx(
-                thief, self.tokens["polygon"]["usdt"], gas_price=COMMON_GAS, wait=self.rng.randint(60, 900)
-            )
-            p.token(h, 1, self.tokens["polygon"]["usdt"], thief, dep, got)
-            self.world.cases.append(
-                Case(
-                    "theft-lock-mint",
-                    "bsc",
-                    (thief,),
-                    (CashOut("polygon", dep, exchange, self.tokens["polygon"]["usdt"], got),),
-                )
-            )
+            polygon_usdt = self.tokens["polygon"]["usdt"]
+            self.cash_out("theft-lock-mint", "bsc", thief, "polygon", thief, polygon_usdt, got)
             self.noise(3)
 
     def service_pool_cases(self) -> None:
@@ -740,19 +706,9 @@ class _Gen:
             _, _, arrived = self.cbridge(
                 "eth", "bsc", cash, receiver, t["usdt"], usdt, self.tokens["bsc"]["usdt"]
             )
-            to, exchange = self.deposit_address("bsc")
-            b = self.b["bsc"]
-            h = b.tx(
-                receiver, self.tokens["bsc"]["usdt"], gas_price=COMMON_GAS, wait=self.rng.randint(60, 900)
-            )
-            b.token(h, 1, self.tokens["bsc"]["usdt"], receiver, to, arrived)
-            self.world.cases.append(
-                Case(
-                    "ransom-btc-service-pool-dex-bridge",
-                    "btc",
-                    (src,),
-                    (CashOut("bsc", to, exchange, self.tokens["bsc"]["usdt"], arrived),),
-                )
+            self.cash_out(
+                "ransom-btc-service-pool-dex-bridge", "btc", src, "bsc", receiver, self.tokens["bsc"]["usdt"],
+                arrived,
             )
             self.noise(3)
 
