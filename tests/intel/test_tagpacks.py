@@ -184,19 +184,23 @@ def test_failed_reimport_keeps_the_previous_version(store, write_pack) -> None:
     assert store.query("SELECT count(*) FROM tags") == [(5,)]
 
 
+NORTHWIND_PACK = """
+    title: Exchange tags
+    creator: Test Unit
+    currency: BTC
+    confidence: service_data
+    category: exchange
+    source: https://example.org
+    label: northwind hot wallet
+    actor: northwind
+    tags:
+    - address: 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa
+"""
+"""A pack of one exchange address whose actor an ActorPack names."""
+
+
 def test_actorpack_gives_jurisdictions_and_entity(store, write_pack) -> None:
-    pack = write_pack("ex.yaml", """
-        title: Exchange tags
-        creator: Test Unit
-        currency: BTC
-        confidence: service_data
-        category: exchange
-        source: https://example.org
-        label: northwind hot wallet
-        actor: northwind
-        tags:
-        - address: 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa
-    """)
+    pack = write_pack("ex.yaml", NORTHWIND_PACK)
     actors = write_pack("test.actorpack.yaml", """
         title: Actors
         creator: Test Unit
@@ -297,18 +301,7 @@ def test_all_real_packs_import_and_a_big_pack_round_trips(store, packs, tmp_path
 def test_export_carries_actor_jurisdictions_to_a_fresh_store(store, write_pack, tmp_path, by) -> None:
     from fundtrail.store import ChainStore
 
-    pack = write_pack("ex.yaml", """
-        title: Exchange tags
-        creator: Test Unit
-        currency: BTC
-        confidence: service_data
-        category: exchange
-        source: https://example.org
-        label: northwind hot wallet
-        actor: northwind
-        tags:
-        - address: 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa
-    """)
+    pack = write_pack("ex.yaml", NORTHWIND_PACK)
     actors = write_pack("test.actorpack.yaml", """
         title: Actors
         creator: Test Unit
