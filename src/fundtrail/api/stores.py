@@ -1,10 +1,11 @@
 """The chain store as the service shares it between request threads.
 
 DuckDB connections are not safe to share between threads, but cursors of one connection are separate
-connections to the same database: the service opens the chain store **read-only** once and lends every
-request (and every background job) a cursor of its own from a pool, wrapped as a :class:`ChainStore` so
-that the analysis services take it unchanged. Read-only means the service never changes chain data, and
-that a writer (``fundtrail ingest``) needs the service stopped while it runs.
+connections to the same database: the service opens the home's chain store once, shared with the other
+processes on the home (:mod:`fundtrail.store.service`: it hosts the store or reaches the process that
+does), and lends every request (and every background job) a cursor of its own from a pool, wrapped as a
+:class:`ChainStore` so that the analysis services take it unchanged. The service only reads chain data;
+an ingest or a watcher writes beside it, and each request reads a consistent snapshot.
 
 The pooled stores of one file compare equal, so that caches keyed by the store (the UTXO graph that
 tracing builds) are built once and shared by every request, and live as long as the pool.
@@ -21,7 +22,6 @@ from pathlib import Path
 import duckdb
 
 from fundtrail.store import ChainStore
-from fundtrail.store import schema as store_schema
 
 log = logging.getLogger(__name__)
 
@@ -42,33 +42,23 @@ class CursorStore(ChainStore):
 
 
 class ChainAccess:
-    """One read-only connection to the home's chain store; :meth:`store` yields a per-thread cursor."""
+    """The home's shared chain store; :meth:`store` yields a per-thread cursor of it."""
 
     def __init__(self, home: Path) -> None:
         self.path = Path(home) / "chain.duckdb"
         self._lock = threading.Lock()
-        self._root: duckdb.DuckDBPyConnection | None = None
+        self._opened: ChainStore | None = None
         self._free: list[CursorStore] = []
         self._all: list[CursorStore] = []
-
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        if self.path.exists():
-            log.info("chain store %s opened read-only", self.path)
-            return duckdb.connect(str(self.path), read_only=True)
-        # No chain data yet: an empty in-memory store with the schema, so look-ups answer "nothing".
-        log.warning("no chain store at %s: serving an empty one", self.path)
-        con = duckdb.connect(":memory:")
-        for stmt in store_schema.ddl():
-            con.execute(stmt)
-        return con
 
     @property
     def root(self) -> duckdb.DuckDBPyConnection:
         """The shared connection, opened on first use."""
         with self._lock:
-            if self._root is None:
-                self._root = self._connect()
-            return self._root
+            if self._opened is None:
+                log.info("chain store %s opened (shared)", self.path)
+                self._opened = ChainStore.open_shared(self.path, read_only=True)
+            return self._opened.con
 
     @contextmanager
     def store(self) -> Iterator[ChainStore]:
@@ -87,7 +77,7 @@ class ChainAccess:
         finally:
             healthy = healthy and self._reset(store)
             with self._lock:
-                if self._root is root and healthy:
+                if self._opened is not None and self._opened.con is root and healthy:
                     self._free.append(store)
                 else:  # pooled stores compare equal: drop this one by identity
                     self._all = [x for x in self._all if x is not store]
@@ -103,12 +93,12 @@ class ChainAccess:
         return True
 
     def close(self) -> None:
-        """Close the cursors and the shared connection."""
+        """Close the cursors and the shared store."""
         with self._lock:
             for store in self._all:
                 store.con.close()
             self._free.clear()
             self._all.clear()
-            if self._root is not None:
-                self._root.close()
-                self._root = None
+            if self._opened is not None:
+                self._opened.close()
+                self._opened = None

@@ -17,14 +17,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import pyarrow as pa
 
 from fundtrail.domain.records import AccountBatch, BlockRecord, LogColumns, PayloadColumns, UtxoBatch
 from fundtrail.errors import ChainConflictError, InputError, StoreBusyError
-from fundtrail.store import schema
+from fundtrail.store import schema, service
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,16 @@ class WriteResult:
                            self.txs_written + other.txs_written)
 
 
+def _prepare(con: duckdb.DuckDBPyConnection) -> None:
+    """Settings and schema of a store opened for writing."""
+    # Ingest writes many batches: checkpoint once at close instead of every few batches.
+    con.execute("SET checkpoint_threshold = '4GB'")
+    for stmt in schema.ddl():
+        con.execute(stmt)
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                [str(schema.SCHEMA_VERSION)])
+
+
 def _amount_array(values: list[int | None]) -> pa.Array:
     """Exact integers as an Arrow column DuckDB casts to DECIMAL(38,0) without loss."""
     if all(v is None or -INT64_MAX <= v <= INT64_MAX for v in values):
@@ -56,7 +66,10 @@ def _amount_array(values: list[int | None]) -> pa.Array:
 class ChainStore:
     """The chain store on a DuckDB file (or ``:memory:``)."""
 
+    _shared = False
+
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        """Open ``path`` for this process alone (``:memory:``, scratch files); homes use :meth:`open_home`."""
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -69,25 +82,37 @@ class ChainStore:
                 raise
             raise StoreBusyError(self.path, f"PID {held.group(2)}, {Path(held.group(1)).name}") from None
         if not read_only:
-            # Ingest writes many batches: checkpoint once at close instead of every few batches.
-            self.con.execute("SET checkpoint_threshold = '4GB'")
-            for stmt in schema.ddl():
-                self.con.execute(stmt)
-            self.con.execute(
-                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
-                [str(schema.SCHEMA_VERSION)],
-            )
+            _prepare(self.con)
 
     @classmethod
     def open_home(cls, home: Path, *, read_only: bool = False) -> ChainStore:
-        """Open (creating if needed) the chain store of a FundTrail home directory."""
-        path = Path(home) / "chain.duckdb"
-        if read_only and not path.exists():
-            return cls(path)  # creates an empty store so that look-ups answer "nothing"
-        return cls(path, read_only=read_only)
+        """Open (creating if needed) the chain store of a FundTrail home, shared with other processes.
+
+        ``read_only`` states that the caller only reads; the file itself is opened for writing so that
+        this process can serve writers too (see :mod:`fundtrail.store.service`).
+        """
+        return cls.open_shared(Path(home) / "chain.duckdb", read_only=read_only)
+
+    @classmethod
+    def open_shared(cls, path: str | Path, *, read_only: bool = False) -> ChainStore:
+        """Open the store file at ``path`` shared with other processes: host it, or reach its host."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        con, _hosted = service.acquire(path, _prepare, lambda holder: StoreBusyError(str(path), holder))
+        store = cls.__new__(cls)
+        store.path = str(path)
+        store.read_only = read_only
+        # On a remote host the connection is a duck-typed RemoteConnection with the methods stores use.
+        store.con = cast(duckdb.DuckDBPyConnection, con)
+        store._shared = True
+        return store
 
     def close(self) -> None:
-        """Close the connection, checkpointing the WAL into the database file."""
+        """Close the connection; the last user of a file checkpoints its WAL into the database file."""
+        if self._shared:
+            self._shared = False
+            self.con.close()
+            service.release(self.path)
+            return
         if not self.read_only and self.path != ":memory:":
             try:
                 self.con.execute("CHECKPOINT")
