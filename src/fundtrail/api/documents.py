@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -20,31 +21,40 @@ def address_document(store: ChainStore, home: Path, chain: str, address: str) ->
 
 
 class DocumentCache:
-    """A small thread-safe LRU cache of documents.
+    """A small thread-safe LRU cache of documents, each kept at most ``seconds``.
 
-    The service opens the chain store read-only and no writer can open it meanwhile, so a document
-    computed from it stays true for the life of the process.
+    An ingest, a watcher or a tag import may write to the chain store while the service reads it
+    (:mod:`fundtrail.store.service`), so a document computed from it is true only for a while: a
+    cached document is served for ``seconds`` after it was computed (the staleness bound), then
+    computed again. Under load the popular documents are still served from memory.
     """
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 4096, seconds: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self.seconds = seconds
+        self._clock = clock
+        self._items: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Any | None:
-        """The cached document, or None."""
+        """The cached document, or None (never cached, evicted, or older than the bound)."""
         with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if self._clock() - item[0] > self.seconds:
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return item[1]
 
     def put(self, key: Hashable, value: Any) -> None:
         """Remember ``value``; the least recently used entry goes when full."""
-        if self.size <= 0:
+        if self.size <= 0 or self.seconds <= 0:
             return
         with self._lock:
-            self._items[key] = value
+            self._items[key] = (self._clock(), value)
             self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
