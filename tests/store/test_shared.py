@@ -195,3 +195,21 @@ def test_other_users_are_refused(home: Path, host: subprocess.Popen[str]) -> Non
     """)
     out = subprocess.run([sys.executable, "-c", code, str(home)], capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == "refused", out.stderr
+
+
+def test_a_forked_child_does_not_take_itself_for_the_host(home: Path) -> None:
+    store = ChainStore.open_home(home)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the parent's DuckDB connection and socket are not the child's to use
+        os.write(write, b"host" if service.hosted_here(store.path) else b"not host")
+        os._exit(0)
+    try:
+        os.close(write)
+        assert os.read(read, 16) == b"not host"
+        assert service.hosted_here(store.path)
+        store.close()
+        assert service.connect(Path(home) / "chain.duckdb") is None
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)

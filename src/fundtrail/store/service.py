@@ -647,6 +647,20 @@ def release(path: str | Path, drain: float = DRAIN_SECONDS) -> None:
         con.close()
 
 
+def _forget_after_fork() -> None:
+    """In a forked child: drop the inherited hosts (their sockets stay the parent's to serve and close)."""
+    for shared in _REGISTRY.values():
+        if shared.host is not None:  # close the child's copies only: a shutdown would reach the parent's
+            shared.host._listener.close()
+            for session in shared.host._clients.values():
+                session.conn.close()
+        shared.host = shared.con = None
+    _REGISTRY.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def hosted_here(path: str | Path) -> bool:
     """True when this process hosts the store at ``path``."""
     shared = _REGISTRY.get(os.path.realpath(str(path)))
