@@ -213,3 +213,19 @@ def test_a_forked_child_does_not_take_itself_for_the_host(home: Path) -> None:
     finally:
         os.close(read)
         os.waitpid(pid, 0)
+
+
+def test_a_table_registered_after_the_store_was_opened_exists_at_the_next_open(home: Path) -> None:
+    from fundtrail.store import schema
+
+    first = ChainStore.open_home(home)  # this process hosts from here on
+    try:
+        name = "late_registered_table"
+        schema.register_table(name, "chain VARCHAR, n INTEGER")
+        try:
+            with ChainStore.open_home(home) as second:
+                assert second.query(f"SELECT count(*) FROM {name}") == [(0,)]
+        finally:
+            schema.EXTRA_TABLES.pop(name, None)
+    finally:
+        first.close()

@@ -598,7 +598,14 @@ def acquire(path: str | Path, prepare: Callable[[duckdb.DuckDBPyConnection], Non
         shared.users += 1
         if sock is None:
             assert shared.con is not None
-            return shared.con.cursor(), True
+            cursor = shared.con.cursor()
+            try:  # tables registered since the host opened (a layer imported later) exist from now on
+                prepare(cursor)
+            except BaseException:
+                cursor.close()
+                shared.users -= 1
+                raise
+            return cursor, True
 
         first = [sock]
 
