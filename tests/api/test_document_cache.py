@@ -38,3 +38,18 @@ def test_a_zero_bound_or_size_caches_nothing() -> None:
     for cache in (DocumentCache(size=0), DocumentCache(size=10, seconds=0)):
         cache.put("a", 1)
         assert cache.get("a") is None
+
+
+def test_a_stale_document_is_handed_out_while_one_refresh_runs() -> None:
+    clock = Clock()
+    cache = DocumentCache(size=10, seconds=2.0, stale_seconds=30.0, clock=clock)
+    cache.put("a", b"old")
+    clock.now += 5
+    assert cache.get("a") is None and cache.get_stale("a") == b"old"
+    assert cache.begin_refresh("a") and not cache.begin_refresh("a")  # one refresh at a time
+    cache.put("a", b"new")
+    cache.end_refresh("a")
+    assert cache.get("a") == b"new" and cache.begin_refresh("a")
+    cache.end_refresh("a")
+    clock.now += 33  # past the stale horizon too: nothing is handed out
+    assert cache.get_stale("a") is None and cache.get("a") is None

@@ -25,16 +25,19 @@ class DocumentCache:
 
     An ingest, a watcher or a tag import may write to the chain store while the service reads it
     (:mod:`fundtrail.store.service`), so a document computed from it is true only for a while: a
-    cached document is served for ``seconds`` after it was computed (the staleness bound), then
-    computed again. Under load the popular documents are still served from memory.
+    cached document is fresh for ``seconds`` after it was computed. Past that, :meth:`get_stale`
+    still hands it out for up to ``stale_seconds`` more while one refresh (claimed with
+    :meth:`begin_refresh`) computes it again, so that popular documents never make requests wait.
     """
 
-    def __init__(self, size: int = 4096, seconds: float = 2.0,
+    def __init__(self, size: int = 4096, seconds: float = 2.0, stale_seconds: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
         self.seconds = seconds
+        self.stale_seconds = stale_seconds
         self._clock = clock
         self._items: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._refreshing: set[Hashable] = set()
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Any | None:
@@ -43,11 +46,34 @@ class DocumentCache:
             item = self._items.get(key)
             if item is None:
                 return None
-            if self._clock() - item[0] > self.seconds:
-                del self._items[key]
+            age = self._clock() - item[0]
+            if age > self.seconds:
+                if age > self.seconds + self.stale_seconds:
+                    del self._items[key]
                 return None
             self._items.move_to_end(key)
             return item[1]
+
+    def get_stale(self, key: Hashable) -> Any | None:
+        """The cached document even past its freshness, within ``stale_seconds`` more; else None."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or self._clock() - item[0] > self.seconds + self.stale_seconds:
+                return None
+            return item[1]
+
+    def begin_refresh(self, key: Hashable) -> bool:
+        """Claim the one refresh of ``key``: False when another is already running."""
+        with self._lock:
+            if key in self._refreshing:
+                return False
+            self._refreshing.add(key)
+            return True
+
+    def end_refresh(self, key: Hashable) -> None:
+        """The refresh of ``key`` is over (done or failed)."""
+        with self._lock:
+            self._refreshing.discard(key)
 
     def put(self, key: Hashable, value: Any) -> None:
         """Remember ``value``; the least recently used entry goes when full."""

@@ -6,6 +6,8 @@ Look-ups do not touch case data and are not audited; they need the ``chain:read`
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -32,6 +34,8 @@ from fundtrail.api.schemas import (
 from fundtrail.domain.chains import get_chain
 from fundtrail.intel.tagstore import canonical_or_given, has_table, tagpack_summary, tags_for
 from fundtrail.store.lookups import transaction_detail
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["chain"])
 
@@ -63,11 +67,13 @@ def list_chains(request: Request, user: Reader, limit: Limit = 50, offset: Offse
 async def get_address(request: Request, chain: ChainPath, address: AddressPath, user: Reader) -> Any:
     """The ``fundtrail address`` document. Addresses with much activity may answer 202 with a job.
 
-    Documents are kept in memory once computed: the chain store does not change while the service runs.
+    Computed documents are kept in memory for a short bound (the chain store may be written while the
+    service runs); a document past it is answered at once while one refresh computes it again.
     """
     chain = _chain(chain)
     state = api_state(request)
-    cached = state.address_cache.get((chain, address))
+    cache = state.address_cache
+    cached = cache.get((chain, address))
     if cached is not None:
         return Response(cached, media_type="application/json")
 
@@ -75,9 +81,23 @@ async def get_address(request: Request, chain: ChainPath, address: AddressPath, 
         with state.chain.store() as store, about_field("address", "path"):
             doc = address_document(store, state.home, chain, address)
         body = json_bytes(doc)
-        state.address_cache.put((chain, address), body)
-        state.address_cache.put((chain, doc["address"]), body)
+        cache.put((chain, address), body)
+        cache.put((chain, doc["address"]), body)
         return doc
+
+    stale = cache.get_stale((chain, address))
+    if stale is not None:
+        if cache.begin_refresh((chain, address)):
+            def refresh() -> None:
+                try:
+                    work()
+                except Exception:  # noqa: BLE001 - the next request past the bound tries again
+                    log.warning("refreshing the %s address document failed", chain, exc_info=True)
+                finally:
+                    cache.end_refresh((chain, address))
+
+            threading.Thread(target=refresh, name="address-refresh", daemon=True).start()
+        return Response(stale, media_type="application/json")
 
     answer = await run_in_threadpool(bounded, request, user, "address", work)
     if isinstance(answer, dict):
