@@ -14,6 +14,8 @@ if [ "$full" = 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
   command -v npm >/dev/null 2>&1 || need+=(npm)
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)                      # the API load benchmark
+  command -v java >/dev/null 2>&1 || need+=(default-jre-headless)    # Spark (the scale-out engine)
   fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
@@ -29,7 +31,7 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$full" = 1 ]; then
-  .venv/bin/pip install -q -c constraints.txt -e '.[postgres,api,sharing,dev]'
+  .venv/bin/pip install -q -c constraints.txt -e '.[postgres,api,sharing,spark,dev]'
   if [ -f tools/node/package.json ]; then
     npm ci --prefix tools/node --no-audit --no-fund --loglevel=error
   fi
