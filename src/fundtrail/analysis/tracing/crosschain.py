@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fundtrail.analysis.conversions import conversions_into, pool_addresses
+from fundtrail.analysis.tracing.lists import TraceLists
 from fundtrail.analysis.tracing.params import TraceParams
 from fundtrail.analysis.tracing.result import Endpoint, Flow, TraceResult
 from fundtrail.analysis.tracing.seeds import Seed
@@ -61,10 +62,12 @@ class _Part:
 class _Crossing:
     """Follows the conversions reached by a trace, part after part."""
 
-    def __init__(self, store: ChainStore, params: TraceParams, engine: Engine) -> None:
+    def __init__(self, store: ChainStore, params: TraceParams, engine: Engine,
+                 lists: TraceLists | None = None) -> None:
         self.store = store
         self.p = params
         self.engine = engine
+        self.lists = lists
         self.flows: list[Flow] = []
         self.endpoints: list[Endpoint] = []
         self.docs: list[dict[str, Any]] = []
@@ -75,7 +78,10 @@ class _Crossing:
 
     def pools_of(self, chain: str) -> set[str]:
         if chain not in self.pools:
-            self.pools[chain] = pool_addresses(self.store, chain)
+            if self.lists is not None:
+                self.pools[chain] = set(self.lists.pools.get(chain, ()))
+            else:
+                self.pools[chain] = pool_addresses(self.store, chain)
         return self.pools[chain]
 
     def add(self, part: _Part) -> None:
@@ -87,7 +93,9 @@ class _Crossing:
         for asset, fee in r.fees.items():
             self.fees[chain, asset] += part.scale(fee)
         resting = {e.address for e in ends if e.address is not None and e.txid is None}
-        found = conversions_into(self.store, chain, resting, self.p.min_confidence)
+        found = []
+        if self.lists is None or self.lists.reaches_conversion(chain, resting):
+            found = conversions_into(self.store, chain, resting, self.p.min_confidence)
         flows: list[Flow] | None = None
         if found or part.num != part.den or part.hop or part.step or part.chain != r.chain:
             flows = [replace(f, chain=chain, tainted_value=part.scale(f.tainted_value), hop=f.hop + part.hop,
@@ -198,12 +206,19 @@ class _Crossing:
 
 
 def follow_conversions(store: ChainStore, result: TraceResult, params: TraceParams,
-                       engine: Engine) -> TraceResult:
+                       engine: Engine, lists: TraceLists | None = None) -> TraceResult:
     """The trace ``result`` continued across the conversions it reached (forward traces only); the result
-    itself when it reached none."""
+    itself when it reached none. ``lists``: the store's conversion in sides and pools when the caller holds
+    them (then a trace that reaches none asks the store nothing)."""
     if params.direction is not Direction.FORWARD or not params.follow_conversions:
         return result
-    crossing = _Crossing(store, params, engine)
+    if lists is not None:  # nothing to cross and no pool to mark: the result as it is, asking nothing
+        resting = {e.address for e in result.endpoints if e.address is not None and e.txid is None}
+        pools = lists.pools.get(result.chain, frozenset())
+        if not lists.reaches_conversion(result.chain, resting) and not any(
+                e.address in pools and e.category is None and e.tainted_value > 0 for e in result.endpoints):
+            return result
+    crossing = _Crossing(store, params, engine, lists)
     crossing.add(_Part(result, result.chain))
     if not crossing.changed:
         return result

@@ -25,6 +25,10 @@ RULE_EVIDENCE = {
 }
 
 
+_FEW = 16
+"""Up to this many outputs, :func:`pays_a_funder` looks at each output's inputs in Python (fewer calls)."""
+
+
 def _pair_keys(a: np.ndarray, b: np.ndarray, width: int) -> np.ndarray:
     return a.astype(np.int64) * np.int64(width) + b.astype(np.int64)
 
@@ -33,6 +37,12 @@ def pays_a_funder(g: UtxoGraph, rows: np.ndarray) -> np.ndarray:
     """Outputs paying back to an address that funded the same transaction (address reuse)."""
     if len(rows) == 0:
         return np.zeros(0, dtype=bool)
+    if len(rows) <= _FEW:  # a few outputs: look at their transactions' inputs directly
+        ptr, in_addr = g.tx_in_ptr, g.in_addr
+        found = []
+        for tx, addr in zip(g.out_tx[rows].tolist(), g.out_addr[rows].tolist(), strict=True):
+            found.append(addr >= 0 and addr in in_addr[ptr[tx]:ptr[tx + 1]].tolist())
+        return np.array(found, dtype=bool)
     txs = np.unique(g.out_tx[rows])
     in_rows = g.inputs_of(txs)
     width = max(len(g.addr_degree), 1) + 1

@@ -130,10 +130,15 @@ class Flow:
 
     def to_dict(self) -> dict[str, Any]:
         """The flow as a JSON object (values as strings)."""
-        doc: dict[str, Any] = {} if self.chain is None else {"chain": self.chain}
-        doc.update({"txid": self.txid, "from": self.from_address, "to": self.to_address,
-                    "asset": self.asset, "value": str(self.value),
-                    "tainted_value": str(self.tainted_value), "hop": self.hop, "step": self.steps})
+        step = self.hop if self.step is None else self.step
+        if self.chain is None:
+            doc: dict[str, Any] = {"txid": self.txid, "from": self.from_address, "to": self.to_address,
+                                   "asset": self.asset, "value": str(self.value),
+                                   "tainted_value": str(self.tainted_value), "hop": self.hop, "step": step}
+        else:
+            doc = {"chain": self.chain, "txid": self.txid, "from": self.from_address, "to": self.to_address,
+                   "asset": self.asset, "value": str(self.value), "tainted_value": str(self.tainted_value),
+                   "hop": self.hop, "step": step}
         if self.same_owner is not None:
             doc["same_owner"] = self.same_owner
         if self.output is not None:
@@ -152,6 +157,18 @@ class Flow:
             doc["sanctions"] = [{"address": a, "list": n, "listed_on": d} for a, n, d in self.sanctions]
         doc["evidence"] = list(self.evidence)
         return doc
+
+
+@dataclass(frozen=True)
+class FlowSource:
+    """Flows built on demand, and their documents built straight from the engine's columns (equal to
+    ``[f.to_dict() for f in sorted(flows)]``, without making the Flow objects)."""
+
+    build: Callable[[], Sequence[Flow]]
+    documents: Callable[[], list[dict[str, Any]]]
+
+    def __call__(self) -> Sequence[Flow]:
+        return self.build()
 
 
 @dataclass(frozen=True)
@@ -198,6 +215,9 @@ class TraceResult:
 
     def totals(self) -> dict[str, Any]:
         """Per asset: value seeded, value at endpoints by reason, fees; counts."""
+        return self._totals(len(self.flows))
+
+    def _totals(self, n_flows: int) -> dict[str, Any]:
         assets: dict[str, dict[str, Any]] = {}
         names = sorted(set(self.seeded) | {self.asset_key(e) for e in self.endpoints} | set(self.fees))
         for asset in names:
@@ -212,7 +232,7 @@ class TraceResult:
                 "overlap": str(self.overlap.get(asset, 0)),
                 "by_reason": {r: str(v) for r, v in sorted(by_reason.items())},
             }
-        return {"flows": len(self.flows), "endpoints": len(self.endpoints), "stopped": len(self.stopped),
+        return {"flows": n_flows, "endpoints": len(self.endpoints), "stopped": len(self.stopped),
                 "assets": assets}
 
     def asset_key(self, item: Endpoint | Flow) -> str:
@@ -239,12 +259,16 @@ class TraceResult:
                 item["entity"] = e.entity
                 item["category"] = e.category
             stopped.append(item)
+        source = self._flows
+        if isinstance(source, FlowSource) and "flows" not in self.__dict__:
+            flows = source.documents()
+        else:
+            flows = [f.to_dict() for f in self.flows]
         doc = {"chain": self.chain, "policy": self.params.policy.value,
                "direction": self.params.direction.value, "seeds": list(self.seeds),
                "parameters": self.params.to_dict(),
                "endpoints": [e.to_dict() for e in self.endpoints],
-               "flows": [f.to_dict() for f in self.flows],
-               "stopped": stopped, "totals": self.totals()}
+               "flows": flows, "stopped": stopped, "totals": self._totals(len(flows))}
         if self.conversions:
             doc["conversions"] = [dict(c) for c in self.conversions]
         return doc

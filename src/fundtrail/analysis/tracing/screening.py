@@ -19,19 +19,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
+from fundtrail.analysis.tracing.lists import Key, TraceLists, listing_key
 from fundtrail.analysis.tracing.result import Endpoint, Flow, TraceResult
-from fundtrail.intel.sanctions import is_evm
 from fundtrail.intel.tagstore import has_table
 from fundtrail.store.chainstore import ChainStore
 
-Key = tuple[str, str]
-"""How a listed address is matched: ("evm", lower-case address) on any EVM chain, else (chain, address)."""
-
-
-def _key(chain: str, address: str) -> Key:
-    if address.startswith(("0x", "0X")) or is_evm(chain):
-        return "evm", address.lower()
-    return chain, address
+_key = listing_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +41,15 @@ class ListingHit:
 
 
 class Screen:
-    """The imported lists of a store, read once for one trace."""
+    """The imported lists of a store, read once for one trace (``listed``: the listed addresses, when the
+    caller holds them already)."""
 
-    def __init__(self, store: ChainStore) -> None:
+    def __init__(self, store: ChainStore, listed: frozenset[Key] | None = None) -> None:
         self.store = store
-        self.listed: set[Key] = set()
-        if has_table(store, "sanctions"):
+        self.listed: set[Key] | frozenset[Key] = set()
+        if listed is not None:
+            self.listed = listed
+        elif has_table(store, "sanctions"):
             rows = store.query("SELECT DISTINCT chain, address FROM sanctions")
             self.listed = {_key(str(c), str(a)) for c, a in rows}
         self._rows: dict[Key, list[tuple[str, str, date]]] = defaultdict(list)
@@ -113,10 +109,11 @@ def _days(store: ChainStore, wanted: dict[str, set[str]]) -> dict[tuple[str, str
     return out
 
 
-def screen_trace(store: ChainStore, result: TraceResult) -> TraceResult:
+def screen_trace(store: ChainStore, result: TraceResult, lists: TraceLists | None = None) -> TraceResult:
     """``result`` with its flows and endpoints flagged (``sanctioned``, the lists, the listing days); the
-    result itself when no address of it was ever on an imported list."""
-    screen = Screen(store)
+    result itself when no address of it was ever on an imported list. ``lists``: the store's lists when
+    the caller holds them (:func:`fundtrail.analysis.tracing.lists.trace_lists`)."""
+    screen = Screen(store, None if lists is None else lists.listed)
     if not screen.listed:
         return result
     base = result.chain

@@ -6,8 +6,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from fundtrail.analysis.graph import snapshot
 from fundtrail.analysis.tracing.account import trace_account
 from fundtrail.analysis.tracing.crosschain import follow_conversions
+from fundtrail.analysis.tracing.lists import trace_lists
 from fundtrail.analysis.tracing.params import TraceParams
 from fundtrail.analysis.tracing.result import TraceResult
 from fundtrail.analysis.tracing.screening import screen_trace
@@ -36,18 +38,20 @@ def trace_funds(store: ChainStore, chain: str, seeds: Sequence[str], params: Tra
     chain = info.name
     if not seeds:
         raise InputError("a trace needs at least one seed (address, txid or txid:n)")
+    snap = snapshot(store, chain)
     if info.is_utxo:
         if params.asset not in (None, NATIVE_ASSET):
             raise InputError(f"{chain} has only the native asset, not {params.asset!r}")
         for s in seeds:  # reject what is neither an address nor a txid before building the graph
             check_seed_shape(store, chain, s)
-        trace = UtxoTrace(store, chain, params)
+        trace = UtxoTrace(store, chain, params, snap)
         parsed = [parse_seed(store, chain, s, lambda txid: trace.g.find_tx(txid) >= 0) for s in seeds]
         result = trace.run(parsed)
     else:
         parsed = [parse_seed(store, chain, s) for s in seeds]
         result = trace_account(store, chain, params, parsed)
-    result = screen_trace(store, follow_conversions(store, result, params, run_engine))
+    lists = trace_lists(store, snap)
+    result = screen_trace(store, follow_conversions(store, result, params, run_engine, lists), lists)
     log.info("trace %s %s %s from %d seeds: %d endpoints", chain, params.direction.value,
              params.policy.value, len(parsed), len(result.endpoints))
     return result

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from fundtrail.analysis.graph import UtxoGraph, snapshot, utxo_graph
+from fundtrail.analysis.graph import Snapshot, UtxoGraph, snapshot, utxo_graph
 from fundtrail.analysis.tracing.attribution import attribution_index
 from fundtrail.analysis.tracing.owners import RULE_EVIDENCE, RULE_NAMES, pays_a_funder, same_owner_rules
 from fundtrail.analysis.tracing.params import TraceParams
 from fundtrail.analysis.tracing.queries import address_id, address_texts
-from fundtrail.analysis.tracing.result import Endpoint, Flow, FlowInput, TraceResult, bulk
+from fundtrail.analysis.tracing.result import Endpoint, Flow, FlowInput, FlowSource, TraceResult, bulk
 from fundtrail.analysis.tracing.seeds import Seed
 from fundtrail.domain.chains import NATIVE_ASSET
 from fundtrail.domain.taint import (
@@ -102,6 +102,49 @@ def _levels(graph: UtxoGraph, txs: np.ndarray, *, backward: bool) -> np.ndarray:
         level = updated
 
 
+class _Sparse:
+    """Values kept for the rows (outputs or transactions) a trace has touched: sorted keys and one array
+    per value, so that a trace costs in proportion to what it touches, not to the graph."""
+
+    def __init__(self, **dtypes: Any) -> None:
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.names = tuple(dtypes)
+        for name, dtype in dtypes.items():
+            setattr(self, name, np.zeros(0, dtype=dtype))
+
+    hop: np.ndarray
+    step: np.ndarray
+    code: np.ndarray
+    owner: np.ndarray
+
+    def add(self, keys: np.ndarray, **values: Any) -> None:
+        """Add keys not held yet (sorted, unique) with their values (arrays or one value each)."""
+        if len(keys) == 0:
+            return
+        at = np.searchsorted(self.keys, keys) + np.arange(len(keys))  # where each new key lands
+        old = np.ones(len(self.keys) + len(keys), dtype=bool)
+        old[at] = False
+        for name in ("keys", *self.names):
+            kept = getattr(self, name)
+            merged = np.empty(len(old), dtype=kept.dtype)
+            merged[old] = kept
+            merged[at] = keys if name == "keys" else values[name]
+            setattr(self, name, merged)
+
+    def at(self, keys: np.ndarray) -> np.ndarray:
+        """Positions of held keys."""
+        return np.searchsorted(self.keys, keys)
+
+    def missing(self, keys: np.ndarray) -> np.ndarray:
+        """The keys not held yet (sorted, unique)."""
+        wanted = np.unique(keys)
+        if len(self.keys) == 0 or len(wanted) == 0:
+            return wanted
+        pos = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+        fresh: np.ndarray = wanted[self.keys[pos] != wanted]
+        return fresh
+
+
 @dataclass
 class _Local:
     """The outputs a trace touches, sorted by row, with their stop codes and taint.
@@ -132,11 +175,12 @@ class _Local:
 class UtxoTrace:
     """One trace on a UTXO chain (forward or backward)."""
 
-    def __init__(self, store: ChainStore, chain: str, params: TraceParams) -> None:
+    def __init__(self, store: ChainStore, chain: str, params: TraceParams,
+                 snap: Snapshot | None = None) -> None:
         self.store = store
         self.chain = chain
         self.p = params
-        snap = snapshot(store, chain)
+        snap = snapshot(store, chain) if snap is None else snap
         self.g = utxo_graph(store, chain, snap)
         self.att = attribution_index(store, chain, snap)
         self.dtype = object if self.g.out_value.dtype == object else np.int64
@@ -243,74 +287,72 @@ class UtxoTrace:
         """
         g, p = self.g, self.p
         backward = p.direction is Direction.BACKWARD
-        out_hop = np.full(len(g.out_tx), _NEVER, dtype=np.int16)
-        out_step = np.full(len(g.out_tx), _NEVER, dtype=np.int16)
-        out_code = np.zeros(len(g.out_tx), dtype=np.int8)
-        out_owner = np.zeros(len(g.out_tx), dtype=np.int8)
-        tx_hop = np.full(g.tx_count, _NEVER, dtype=np.int16)
-        tx_step = np.full(g.tx_count, _NEVER, dtype=np.int16)
-        out_hop[seed_rows] = 0
-        out_step[seed_rows] = 0
-        out_code[seed_rows] = (self.backward_codes(seed_rows, exempt) if backward
-                               else self.forward_codes(seed_rows, exempt, np.ones(len(seed_rows), bool)))
-        out_owner[seed_rows] = same_owner_rules(g, self.att, seed_rows)
+        outs = _Sparse(hop=np.int16, step=np.int16, code=np.int8, owner=np.int8)
+        txs = _Sparse(hop=np.int16, step=np.int16)
+        seed_codes = (self.backward_codes(seed_rows, exempt) if backward
+                      else self.forward_codes(seed_rows, exempt, np.ones(len(seed_rows), bool)))
+        outs.add(seed_rows, hop=0, step=0, code=seed_codes, owner=same_owner_rules(g, self.att, seed_rows))
         touched = [seed_rows]
         all_exempt = [exempt]
-        frontier = seed_rows
+        frontier = outs.at(seed_rows)
         while len(frontier):
-            go = frontier[(out_code[frontier] == OK) & (out_hop[frontier] < p.max_hops)
-                          & (out_step[frontier] < p.max_steps)]
+            go = frontier[(outs.code[frontier] == OK) & (outs.hop[frontier] < p.max_hops)
+                          & (outs.step[frontier] < p.max_steps)]
+            rows = outs.keys[go]
             if backward:
-                nxt = g.out_tx[go]
-                via_hop = out_hop[go] + (out_owner[go] == 0)
+                nxt = g.out_tx[rows]
+                via_hop = outs.hop[go] + (outs.owner[go] == 0)
             else:
-                nxt = g.out_spender[go]
-                via_hop = out_hop[go]
-            via_step = out_step[go] + 1
+                nxt = g.out_spender[rows]
+                via_hop = outs.hop[go]
+            via_step = outs.step[go] + 1
             has = nxt >= 0
             nxt, via_hop, via_step = nxt[has], via_hop[has].astype(np.int16), via_step[has].astype(np.int16)
             if len(nxt) == 0:
                 break
-            np.minimum.at(tx_step, nxt, via_step)
-            before = tx_hop[nxt].copy()
-            np.minimum.at(tx_hop, nxt, via_hop)
-            new = np.unique(nxt[tx_hop[nxt] < before])
+            txs.add(txs.missing(nxt), hop=_NEVER, step=_NEVER)
+            at = txs.at(nxt)
+            np.minimum.at(txs.step, at, via_step)
+            before = txs.hop[at].copy()
+            np.minimum.at(txs.hop, at, via_hop)
+            new = np.unique(nxt[txs.hop[at] < before])
             if len(new) == 0:
                 break
             if backward:
                 in_rows = g.inputs_of(new)
                 prev = g.in_prev[in_rows]
                 known = prev >= 0
-                cand, owner_tx = prev[known], g.in_tx[in_rows][known]
-                cand_hop, cand_step = tx_hop[owner_tx], tx_step[owner_tx]
+                cand, owner_at = prev[known], txs.at(g.in_tx[in_rows][known])
+                cand_hop, cand_step = txs.hop[owner_at], txs.step[owner_at]
             else:
                 cand = g.outputs_of(new)
-                owner_tx = g.out_tx[cand]
-            first = out_step[cand] == _NEVER
-            fresh = cand[first]
+                owner_at = txs.at(g.out_tx[cand])
+            fresh = outs.missing(cand)
             if len(fresh):
-                out_owner[fresh] = same_owner_rules(g, self.att, fresh)
                 fresh_exempt = np.zeros(len(fresh), dtype=bool)
-                out_code[fresh] = (self.backward_codes(fresh, fresh_exempt) if backward
-                                   else self.forward_codes(fresh, fresh_exempt, np.zeros(len(fresh), bool)))
+                outs.add(fresh, hop=_NEVER, step=_NEVER, owner=same_owner_rules(g, self.att, fresh),
+                         code=(self.backward_codes(fresh, fresh_exempt) if backward
+                               else self.forward_codes(fresh, fresh_exempt, np.zeros(len(fresh), bool))))
                 touched.append(fresh)
                 all_exempt.append(fresh_exempt)
+            cand_at = outs.at(cand)
             if not backward:
-                cand_hop = tx_hop[owner_tx] + (out_owner[cand] == 0)
-                cand_step = tx_step[owner_tx]
-            out_step[cand] = np.minimum(out_step[cand], cand_step)
-            better = cand_hop < out_hop[cand]
-            frontier = cand[better]
-            out_hop[frontier] = cand_hop[better]
-        reached = np.flatnonzero(tx_hop < _NEVER).astype(np.int64)
+                cand_hop = txs.hop[owner_at] + (outs.owner[cand_at] == 0)
+                cand_step = txs.step[owner_at]
+            outs.step[cand_at] = np.minimum(outs.step[cand_at], cand_step)
+            better = cand_hop < outs.hop[cand_at]
+            frontier = cand_at[better]
+            outs.hop[frontier] = cand_hop[better]
+        reached = txs.keys[txs.hop < _NEVER]
         rows = np.concatenate(touched)
         ex = np.concatenate(all_exempt)
         order = np.argsort(rows, kind="stable")
         rows, ex = rows[order], ex[order]
         n = len(rows)
-        local = _Local(rows=rows, code=out_code[rows].astype(np.int64), exempt=ex,
+        at = outs.at(rows)
+        local = _Local(rows=rows, code=outs.code[at].astype(np.int64), exempt=ex,
                        taint=np.zeros(n, dtype=self.dtype), hop=np.full(n, _BIG_HOP, dtype=np.int64),
-                       step=np.full(n, _BIG_HOP, dtype=np.int64), owner=out_owner[rows],
+                       step=np.full(n, _BIG_HOP, dtype=np.int64), owner=outs.owner[at],
                        is_seed=np.zeros(n, dtype=bool), arrived=np.zeros(n, dtype=self.dtype))
         pos, _ = local.find(seed_rows)
         local.taint[pos] = g.out_value[seed_rows]
@@ -591,10 +633,10 @@ class UtxoTrace:
                 entry[2] = min(entry[2], hop)
         with bulk():
             endpoints = self._endpoints(merged)
-        flows: Callable[[], list[Flow]] | list[Flow] = (self._backward_flows if backward
-                                                         else self._forward_flows)(local)
+        flows: Callable[[], Sequence[Flow]] | Sequence[Flow] = (self._backward_flows if backward
+                                                                 else self._forward_flows)(local)
         if g.addr_text is None and callable(flows):  # addresses come from the store: build now, while open
-            flows = flows()
+            flows = list(flows())
         return TraceResult(self.chain, p, tuple(s.text for s in seeds), tuple(endpoints),
                            {NATIVE_ASSET: self.seeded},
                            {NATIVE_ASSET: self.fee_taint} if not backward else {},
@@ -661,7 +703,7 @@ class UtxoTrace:
         last[:-1] = tx[1:] != tx[:-1]
         return tx[last], link_row[order][last]
 
-    def _forward_flows(self, local: _Local) -> Callable[[], list[Flow]]:
+    def _forward_flows(self, local: _Local) -> FlowSource:
         """Flows of a forward trace: every output that received taint, built on demand."""
         g, p = self.g, self.p
         live_tx, live_hop, live_step = self._chunks(self.live_chunks, 3)
@@ -682,21 +724,21 @@ class UtxoTrace:
                 TaintPolicy.POISON: "poison: every output of a transaction with a tainted input",
                 TaintPolicy.FIFO: "fifo: inputs in order fill outputs in order"}[p.policy]
 
-        def build() -> list[Flow]:
+        prepared: list[tuple[Any, ...]] = []
+
+        def columns() -> tuple[Any, ...]:
+            if prepared:
+                return prepared[0]
             change = pays_a_funder(g, out_rows).tolist()
             ptx, prow = self._primary(link_tx, link_row, link_amount, g.in_n)
             evidence = self._spent_evidence(link_tx, link_row, link_amount, rule)
-            inputs = self._flow_inputs(flow_tx, link_row, link_amount)
             from_ids = g.in_addr[prow[np.searchsorted(ptx, flow_tx)]] if len(ptx) else flow_tx * 0 - 1
             from_text = self._text_column(from_ids)
             to_text = self._text_column(g.out_addr[out_rows])
             codes = g.out_change[out_rows].tolist()
-            columns = zip(flow_tx.tolist(), g.txids(flow_tx), from_text, to_text,
-                          g.out_value[out_rows].tolist(), amount.tolist(), flow_hop.tolist(),
-                          flow_step.tolist(), owner_rule.tolist(), g.out_n[out_rows].tolist(), change, codes,
-                          strict=True)
-            flows = []
-            for t, txid, src, dst, value, a, h, s, kept, n, is_change, code in columns:
+            evidences = []
+            for t, is_change, code, kept in zip(flow_tx.tolist(), change, codes, owner_rule.tolist(),
+                                                strict=True):
                 ev = evidence[t]
                 if is_change:
                     ev = ev + ("change heuristic: output pays an address that funded the transaction",)
@@ -704,30 +746,80 @@ class UtxoTrace:
                     ev = ev + (f"change heuristic: {g.change_names[code - 1]}",)
                 if kept:
                     ev = ev + (RULE_EVIDENCE[kept],)
-                flows.append(Flow(txid, src, dst, NATIVE_ASSET, value, a, h, ev, output=n, step=s,
-                                  same_owner=RULE_NAMES.get(kept), inputs=inputs.get(t, ())))
-            return flows
+                evidences.append(ev)
+            prepared.append((flow_tx.tolist(), g.txids(flow_tx), from_text, to_text,
+                             g.out_value[out_rows].tolist(), amount.tolist(), flow_hop.tolist(),
+                             flow_step.tolist(), owner_rule.tolist(), g.out_n[out_rows].tolist(), evidences))
+            return prepared[0]
 
-        return build
+        def build() -> list[Flow]:
+            cols = columns()
+            inputs = self._flow_inputs(flow_tx, link_row, link_amount)
+            return [Flow(txid, src, dst, NATIVE_ASSET, value, a, h, ev, output=n, step=s,
+                         same_owner=RULE_NAMES.get(kept), inputs=inputs.get(t, ()))
+                    for t, txid, src, dst, value, a, h, s, kept, n, ev in zip(*cols, strict=True)]
 
-    def _flow_inputs(self, flow_tx: np.ndarray, link_row: np.ndarray, link_amount: np.ndarray
-                     ) -> dict[int, tuple[FlowInput, ...]]:
+        def documents() -> list[dict[str, Any]]:
+            """The flows' documents in the flows' order, built from the columns (no Flow objects)."""
+            cols = columns()
+            txs, txids, src, dst, values, amounts, hops, steps, kept, ns, evidences = cols
+            if not txids:
+                return []
+            rank = np.unique(np.array(txids), return_inverse=True)[1]
+            order = np.lexsort((np.asarray(ns), rank, flow_step, flow_hop)).tolist()
+            input_docs = self._flow_input_docs(flow_tx, link_row, link_amount)
+            docs = []
+            for i in order:
+                doc: dict[str, Any] = {"txid": txids[i], "from": src[i], "to": dst[i], "asset": NATIVE_ASSET,
+                                       "value": str(values[i]), "tainted_value": str(amounts[i]),
+                                       "hop": hops[i], "step": steps[i]}
+                name = RULE_NAMES.get(kept[i])
+                if name is not None:
+                    doc["same_owner"] = name
+                doc["output"] = ns[i]
+                items = input_docs.get(txs[i])
+                if items:
+                    doc["inputs"] = [dict(d) for d in items]
+                doc["evidence"] = list(evidences[i])
+                docs.append(doc)
+            return docs
+
+        return FlowSource(build, documents)
+
+    def _flow_input_columns(self, flow_tx: np.ndarray, link_row: np.ndarray, link_amount: np.ndarray
+                            ) -> list[tuple[int, int, str | None, int | None, int]]:
         """Forward: every input of each multi-input transaction of the flows, with the traced value it
-        brought (the links), so that each sender of a consolidation is drawn, not only the largest."""
+        brought (the links), so that each sender of a consolidation is drawn, not only the largest:
+        (transaction, n, address, value or None when unresolved, tainted value), in input order."""
         g = self.g
         txs = np.unique(flow_tx)
         txs = txs[(g.tx_in_ptr[txs + 1] - g.tx_in_ptr[txs]) > 1]
         if len(txs) == 0:
-            return {}
+            return []
         rows = g.inputs_of(txs)
         tainted = dict(zip(link_row.tolist(), link_amount.tolist(), strict=True))
         columns = zip(g.in_tx[rows].tolist(), rows.tolist(), g.in_n[rows].tolist(),
                       self._text_column(g.in_addr[rows]), g.in_value[rows].tolist(),
                       g.in_resolved[rows].tolist(), strict=True)
+        return [(t, n, address, int(value) if resolved else None, int(tainted.get(row, 0)))
+                for t, row, n, address, value, resolved in columns]
+
+    def _flow_inputs(self, flow_tx: np.ndarray, link_row: np.ndarray, link_amount: np.ndarray
+                     ) -> dict[int, tuple[FlowInput, ...]]:
+        """The inputs of :meth:`_flow_input_columns` as FlowInput values, per transaction."""
         out: dict[int, list[FlowInput]] = defaultdict(list)
-        for t, row, n, address, value, resolved in columns:
-            out[t].append(FlowInput(n, address, int(value) if resolved else None, int(tainted.get(row, 0))))
+        for t, n, address, value, tainted in self._flow_input_columns(flow_tx, link_row, link_amount):
+            out[t].append(FlowInput(n, address, value, tainted))
         return {t: tuple(items) for t, items in out.items()}
+
+    def _flow_input_docs(self, flow_tx: np.ndarray, link_row: np.ndarray, link_amount: np.ndarray
+                         ) -> dict[int, list[dict[str, Any]]]:
+        """The inputs of :meth:`_flow_input_columns` as documents (``FlowInput.to_dict``), per transaction."""
+        out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for t, n, address, value, tainted in self._flow_input_columns(flow_tx, link_row, link_amount):
+            out[t].append({"input": n, "address": address, "value": None if value is None else str(value),
+                           "tainted_value": str(tainted)})
+        return out
 
     def _spent_evidence(self, link_tx: np.ndarray, link_row: np.ndarray, link_amount: np.ndarray,
                         rule: str) -> dict[int, tuple[str, ...]]:
