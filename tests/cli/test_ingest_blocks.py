@@ -138,3 +138,22 @@ def test_fork_block_conflicts(cli: Any, home: Path, raw_dir: Path) -> None:
     assert (report["blocks_written"], report["txs_written"]) == (5, 9)
     _bad(cli, home, raw_dir / "btcd_fork_blocks" / "blk_3A.dat.bz2", "height 3",
          "00000000474284d20067a4d33f6a02284e6ef70764a3a26d6a5b9df52ef663dd", names_file=False)
+
+
+def test_ingest_keeps_the_transaction_graph_beside_the_store(ingested: Path) -> None:
+    """The graph files an ingest leaves are the graph of the store as ingested (the next trace loads them)."""
+    from fundtrail.analysis import graphstore
+    from fundtrail.analysis.graph import build_utxo_graph, snapshot
+
+    found = graphstore._load(ingested / "graph" / "btc", "btc")
+    assert found is not None, "ingest left no graph"
+    kept = found[0]
+    with ChainStore.open_home(ingested, read_only=True) as store:
+        assert kept.fingerprint == snapshot(store, "btc").graph
+        fresh = build_utxo_graph(store, "btc")
+    assert kept.tx_count == fresh.tx_count == 262
+    assert kept.txid.to_pylist() == fresh.txid.to_pylist()
+    for name in graphstore.ARRAYS:
+        if name != "addr_order":  # built on first use in memory
+            assert (getattr(kept, name) == getattr(fresh, name)).all(), name
+    assert (kept._address_order() == fresh._address_order()).all()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,8 +19,10 @@ from fundtrail.cli.common import (
 )
 from fundtrail.domain.chains import ChainFamily, get_chain
 from fundtrail.errors import InputError
-from fundtrail.store import ChainStore
-from fundtrail.store.ingest import IngestReport, ingest_batches, ingest_from_source
+
+if TYPE_CHECKING:
+    from fundtrail.store import ChainStore
+    from fundtrail.store.ingest import IngestReport
 
 app = typer.Typer(help="Load chain data from files or a node into the chain store.", no_args_is_help=True)
 
@@ -41,9 +43,25 @@ def _report(report: IngestReport, fmt: OutputFormat) -> None:
         console.print(f"note: {note}", markup=False, highlight=False)
 
 
+def _keep_graph(store: ChainStore, chain: str) -> None:
+    """Bring the transaction graph kept beside the store up to date, so that the next trace loads it."""
+    if get_chain(chain).family is not ChainFamily.UTXO:
+        return
+    from fundtrail.analysis.graphstore import update_graphs
+
+    with progress(f"transaction graph of {chain}"):
+        update_graphs(store, [chain])
+
+
 def _run(home: Path, chain: str, batches_factory, fmt: OutputFormat) -> None:  # type: ignore[no-untyped-def]
-    with ChainStore.open_home(home) as store, progress(f"ingest {chain}") as advance:
-        report = ingest_batches(store, chain, batches_factory(store), lambda b, r: advance(len(b)))
+    from fundtrail.store import ChainStore
+    from fundtrail.store.ingest import ingest_batches
+
+    with ChainStore.open_home(home) as store:
+        with progress(f"ingest {chain}") as advance:
+            report = ingest_batches(store, chain, batches_factory(store), lambda b, r: advance(len(b)))
+        if report.blocks_written:
+            _keep_graph(store, chain)
     _report(report, fmt)
 
 
@@ -106,6 +124,9 @@ def rpc(url: Annotated[str, typer.Argument(help="Node JSON-RPC URL (credentials 
         home: HomeOpt = DEFAULT_HOME,
         fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """A node's JSON-RPC: Bitcoin Core and forks, or Ethereum (with traces when the node has them)."""
+    from fundtrail.store import ChainStore
+    from fundtrail.store.ingest import ingest_from_source
+
     params = get_chain(chain)
     if params.family is ChainFamily.UTXO:
         from fundtrail.chains.bitcoin.rpc import BitcoinRpcSource as Source
@@ -118,9 +139,11 @@ def rpc(url: Annotated[str, typer.Argument(help="Node JSON-RPC URL (credentials 
         last = source.tip() if end is None else end
         if start < 0 or last < start:
             raise InputError(f"bad block range --from {start} --to {last}")
-        with ChainStore.open_home(home) as store, \
-                progress(f"ingest {chain} over RPC", last - start + 1) as advance:
-            report = ingest_from_source(store, source, start, last, lambda b, r: advance(len(b.blocks)))
+        with ChainStore.open_home(home) as store:
+            with progress(f"ingest {chain} over RPC", last - start + 1) as advance:
+                report = ingest_from_source(store, source, start, last, lambda b, r: advance(len(b.blocks)))
+            if report.blocks_written:
+                _keep_graph(store, chain)
     finally:
         close = getattr(source, "close", None)
         if close is not None:

@@ -17,19 +17,36 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from fundtrail.domain.records import AccountBatch, BlockRecord, LogColumns, PayloadColumns, UtxoBatch
 from fundtrail.errors import ChainConflictError, InputError, StoreBusyError
 from fundtrail.store import schema, service
+from fundtrail.store.interning import MAX_INDEXED, hashes_of, load_index
+
+if TYPE_CHECKING:
+    from fundtrail.store.interning import AddressIndex
 
 log = logging.getLogger(__name__)
 
 INT64_MAX = 2**63 - 1
 DECIMAL38_MAX = 10**38 - 1
+
+RESOLVE_WINDOW = 144
+"""Blocks below a batch whose outputs resolve its inputs as they are written (older: end of the run)."""
+
+RESOLVE_CHUNK = 1_000_000
+"""Unresolved inputs per transaction of the end-of-run resolution (bounds its hash join)."""
+
+INGEST_CHECKPOINT = "256MB"
+"""WAL size that triggers a checkpoint while ingesting (bounds the WAL and the memory it pins)."""
+
+INGEST_MEMORY = "1GB"
+"""DuckDB's memory limit while ingesting; larger joins spill to its temporary directory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +65,8 @@ class WriteResult:
 
 def _prepare(con: duckdb.DuckDBPyConnection) -> None:
     """Settings and schema of a store opened for writing."""
-    # Ingest writes many batches: checkpoint once at close instead of every few batches.
-    con.execute("SET checkpoint_threshold = '4GB'")
+    # A bounded write-ahead log: checkpoints every 256 MB keep memory and recovery time bounded.
+    con.execute("SET checkpoint_threshold = '256MB'")
     for stmt in schema.ddl():
         con.execute(stmt)
     con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
@@ -58,8 +75,10 @@ def _prepare(con: duckdb.DuckDBPyConnection) -> None:
 
 def _amount_array(values: list[int | None]) -> pa.Array:
     """Exact integers as an Arrow column DuckDB casts to DECIMAL(38,0) without loss."""
-    if all(v is None or -INT64_MAX <= v <= INT64_MAX for v in values):
+    try:
         return pa.array(values, type=pa.int64())
+    except (OverflowError, pa.ArrowInvalid):  # beyond 64 bits: as text, cast exactly by DuckDB
+        pass
     return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
@@ -227,6 +246,103 @@ class ChainStore:
             {"chain": chain},
         )
 
+    def _address_indexes(self) -> dict[str, AddressIndex | None]:
+        found: dict[str, AddressIndex | None] | None = self.__dict__.get("_addr_indexes")
+        if found is None:
+            found = self.__dict__["_addr_indexes"] = {}
+        return found
+
+    def forget_address_index(self) -> None:
+        """Drop the in-memory address indexes (rebuilt from the table on the next write)."""
+        self.__dict__.pop("_addr_indexes", None)
+
+    def _intern_lists(self, chain: str, columns: list[list[str | None]]
+                      ) -> tuple[list[pa.Array], tuple[Any, ...] | None]:
+        """Intern the addresses of ``columns`` (inside the caller's transaction); their ids as Arrow arrays.
+
+        New addresses get the next free ids, column by column, each column's new ones in sorted order
+        (as the SQL interning does). Returns the ids and what to add to the in-memory index once the
+        transaction commits (:meth:`_interned`).
+        """
+        uniq = list({a for col in columns for a in col if a is not None})
+        ids: dict[str | None, int] = {}
+        pending: tuple[Any, ...] | None = None
+        indexes = self._address_indexes()
+        index = indexes.get(chain)
+        top = int(self.con.execute("SELECT coalesce(max(id), -1) FROM addresses WHERE chain = ?",
+                                   [chain]).fetchall()[0][0])
+        if chain not in indexes:
+            indexes[chain] = load_index(self.con, chain)
+        index = indexes[chain]
+        if index is not None and index.next_id != top + 1:  # another writer interned addresses
+            index = indexes[chain] = load_index(self.con, chain)
+        if index is not None and uniq:
+            h1, h2 = hashes_of(self.con, uniq)
+            found = index.lookup(h1, h2)
+            if found is not None:
+                new_h1 = h1[found < 0]
+                if len(np.unique(new_h1)) != len(new_h1):
+                    found = None
+            if found is None:
+                log.warning("%s: address hash collision; interning through SQL from now on", chain)
+                index = indexes[chain] = None
+            else:
+                where = {a: i for i, a in enumerate(uniq)}
+                ids = {a: int(x) for a, x in zip(uniq, found.tolist(), strict=True) if x >= 0}
+                next_id = top + 1
+                new_rows: list[str] = []
+                for col in columns:
+                    new = sorted({a for a in col if a is not None and a not in ids})
+                    for a in new:
+                        ids[a] = next_id
+                        next_id += 1
+                    new_rows += new
+                if new_rows:
+                    self._insert_addresses(chain, new_rows, top + 1)
+                    pos = np.array([where[a] for a in new_rows], dtype=np.int64)
+                    pending = (index, h1[pos], h2[pos], np.arange(top + 1, next_id, dtype=np.int64))
+        if index is None and uniq:
+            ids = self._intern_sql(chain, columns)
+        return [pa.array([ids.get(a) for a in col], pa.int64()) for col in columns], pending
+
+    def _insert_addresses(self, chain: str, addresses: list[str], first_id: int) -> None:
+        tbl = pa.table({"id": pa.array(range(first_id, first_id + len(addresses)), pa.int64()),
+                        "address": pa.array(addresses, pa.string())})
+        self.con.register("_stage_addr", tbl)
+        try:
+            self.con.execute("INSERT INTO addresses SELECT $chain, id, address FROM _stage_addr",
+                             {"chain": chain})
+        finally:
+            self.con.unregister("_stage_addr")
+
+    def _intern_sql(self, chain: str, columns: list[list[str | None]]) -> dict[str | None, int]:
+        """Interning through the anti-join over the chain's addresses (no index: too many, or a collision)."""
+        for k, col in enumerate(columns):
+            self.con.register(f"_stage_col{k}", pa.table({"address": pa.array(col, pa.string())}))
+        try:
+            for k in range(len(columns)):
+                self._intern(chain, f"_stage_col{k}", "address")
+            uniq = list({a for col in columns for a in col if a is not None})
+            self.con.register("_stage_uniq", pa.table({"a": pa.array(uniq, pa.string())}))
+            rows = self.con.execute("SELECT x.address, x.id FROM _stage_uniq u JOIN addresses x "
+                                    "ON x.chain = ? AND x.address = u.a", [chain]).fetchall()
+            self.con.unregister("_stage_uniq")
+        finally:
+            for k in range(len(columns)):
+                self.con.unregister(f"_stage_col{k}")
+        return dict(rows)
+
+    def _interned(self, chain: str, pending: tuple[Any, ...] | None) -> None:
+        """After a commit: add the batch's new addresses to the chain's in-memory index."""
+        if pending is None:
+            return
+        index, h1, h2, ids = pending
+        current = self._address_indexes().get(chain)
+        if current is not None and current is index:
+            current.add(h1, h2, ids)
+            if current.size > MAX_INDEXED:
+                self._address_indexes()[chain] = None
+
     def _insert_blocks(self, blocks: list[BlockRecord]) -> None:
         tbl = pa.table({
             "chain": [b.chain for b in blocks], "height": [b.height for b in blocks],
@@ -318,50 +434,70 @@ class ChainStore:
             "locktime": pa.array(txs["locktime"], pa.int64()),
             "segwit": pa.array(txs["segwit"], pa.bool_()),
         })
-        t_outs = pa.table({
-            "txid": pa.array(outs["txid"], pa.string()), "n": pa.array(outs["n"], pa.int32()),
-            "height": pa.array(out_height, pa.int64()), "address": pa.array(outs["address"], pa.string()),
-            "value": _amount_array(outs["value"]), "script_type": pa.array(outs["script_type"], pa.string()),
-        })
-        t_ins = pa.table({
-            "txid": pa.array(ins["txid"], pa.string()), "n": pa.array(ins["n"], pa.int32()),
-            "height": pa.array(in_height, pa.int64()), "prev_txid": pa.array(ins["prev_txid"], pa.string()),
-            "prev_n": pa.array(ins["prev_n"], pa.int32()), "sequence": pa.array(ins["sequence"], pa.int64()),
-            "address": pa.array(ins["address"], pa.string()), "value": _amount_array(ins["value"]),
-        })
         blocks = [b for b in batch.blocks if b.height in todo]
+        lo, hi = min(todo), max(todo)
         con = self.con
+        staged: list[str] = []
         con.execute("BEGIN TRANSACTION")
         try:
-            con.register("_stage_txs", t_txs)
-            con.register("_stage_outs", t_outs)
-            con.register("_stage_ins", t_ins)
+            (out_ids, in_ids), pending = self._intern_lists(chain, [outs["address"], ins["address"]])
+            t_outs = pa.table({
+                "txid": pa.array(outs["txid"], pa.string()), "n": pa.array(outs["n"], pa.int32()),
+                "height": pa.array(out_height, pa.int64()), "address": pa.array(outs["address"], pa.string()),
+                "address_id": out_ids, "value": _amount_array(outs["value"]),
+                "script_type": pa.array(outs["script_type"], pa.string()),
+            })
+            t_ins = pa.table({
+                "txid": pa.array(ins["txid"], pa.string()), "n": pa.array(ins["n"], pa.int32()),
+                "height": pa.array(in_height, pa.int64()),
+                "prev_txid": pa.array(ins["prev_txid"], pa.string()),
+                "prev_n": pa.array(ins["prev_n"], pa.int32()),
+                "sequence": pa.array(ins["sequence"], pa.int64()),
+                "address": pa.array(ins["address"], pa.string()), "address_id": in_ids,
+                "value": _amount_array(ins["value"]),
+            })
+            for name, table in (("_stage_txs", t_txs), ("_stage_outs", t_outs), ("_stage_ins", t_ins)):
+                con.register(name, table)
+                staged.append(name)
             self._insert_blocks(blocks)
-            self._intern(chain, "_stage_outs", "address")
-            self._intern(chain, "_stage_ins", "address")
             con.execute(
                 f"""INSERT INTO txs SELECT $chain, txid, height, time, tx_index, fee::{schema.AMOUNT},
                        coinbase, size, vsize, version, locktime, segwit, NULL FROM _stage_txs""",
                 {"chain": chain})
             con.execute(
-                f"""INSERT INTO outputs SELECT $chain, o.txid, o.n, o.height, o.address, a.id,
-                       o.value::{schema.AMOUNT}, o.script_type
-                    FROM _stage_outs o LEFT JOIN addresses a ON a.chain = $chain AND a.address = o.address""",
+                f"""INSERT INTO outputs SELECT $chain, txid, n, height, address, address_id,
+                       value::{schema.AMOUNT}, script_type FROM _stage_outs""",
                 {"chain": chain})
-            con.execute(
-                f"""INSERT INTO inputs SELECT $chain, i.txid, i.n, i.height, i.prev_txid, i.prev_n,
-                       i.sequence, i.address, a.id, i.value::{schema.AMOUNT}
-                    FROM _stage_ins i LEFT JOIN addresses a ON a.chain = $chain AND a.address = i.address""",
-                {"chain": chain})
-            self._resolve_inputs(chain, min(todo), max(todo))
+            # Inputs spending outputs of this batch or of the last RESOLVE_WINDOW blocks are resolved as
+            # they are written (a scan of only those heights); older ones at the end of the run.
+            unresolved = None in ins["value"]
+            if not unresolved:  # every input carries its spent output (an enriched export)
+                con.execute(
+                    f"""INSERT INTO inputs SELECT $chain, txid, n, height, prev_txid, prev_n, sequence,
+                           address, address_id, value::{schema.AMOUNT} FROM _stage_ins""", {"chain": chain})
+            else:
+                con.execute(
+                    f"""INSERT INTO inputs SELECT $chain, i.txid, i.n, i.height, i.prev_txid, i.prev_n,
+                           i.sequence, CASE WHEN o.value IS NULL THEN i.address ELSE o.address END,
+                           CASE WHEN o.value IS NULL THEN i.address_id ELSE o.address_id END,
+                           coalesce(i.value::{schema.AMOUNT}, o.value)
+                        FROM _stage_ins i LEFT JOIN (
+                            SELECT txid, n, address, address_id, value FROM outputs
+                            WHERE chain = $chain AND height BETWEEN $wlo AND $hi) o
+                          ON i.value IS NULL AND o.txid = i.prev_txid AND o.n = i.prev_n""",
+                    {"chain": chain, "wlo": lo - RESOLVE_WINDOW, "hi": hi})
+            if unresolved or any(f is None and not cb for f, cb in zip(txs["fee"], txs["coinbase"],
+                                                                           strict=True)):
+                self._fill_fees(chain, lo, hi)
             self._insert_extras(chain, todo, None, batch.payloads)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         finally:
-            for name in ("_stage_txs", "_stage_outs", "_stage_ins"):
+            for name in staged:
                 con.unregister(name)
+        self._interned(chain, pending)
         return WriteResult(blocks_written=len(blocks), blocks_skipped=skipped, txs_written=t_txs.num_rows)
 
     def _resolve_inputs(self, chain: str, lo: int, hi: int) -> None:
@@ -372,6 +508,10 @@ class ChainStore:
                WHERE inputs.chain = $chain AND inputs.height BETWEEN $lo AND $hi AND inputs.value IS NULL
                  AND o.chain = $chain AND o.txid = inputs.prev_txid AND o.n = inputs.prev_n""",
             {"chain": chain, "lo": lo, "hi": hi})
+        self._fill_fees(chain, lo, hi)
+
+    def _fill_fees(self, chain: str, lo: int, hi: int) -> None:
+        """Fees of the transactions in ``lo..hi`` whose inputs are all known and whose fee is not."""
         self.con.execute(
             """UPDATE txs SET fee = f.fee FROM (
                    SELECT i.txid, i.height, sum(i.value) - any_value(o.total) AS fee
@@ -388,21 +528,51 @@ class ChainStore:
             {"chain": chain, "lo": lo, "hi": hi})
 
     def resolve_inputs(self, chain: str) -> int:
-        """Resolve every input still missing its spent output (after out-of-order ingest)."""
-        row = self.con.execute("SELECT min(height), max(height), count(*) FROM inputs "
-                               "WHERE chain = ? AND value IS NULL", [chain]).fetchone()
-        if not row or not row[2]:
+        """Resolve every input still missing its spent output (after out-of-order ingest, or spending
+        outputs older than the write-time window); returns how many were resolved.
+
+        Runs in height ranges of at most :data:`RESOLVE_CHUNK` unresolved inputs, one transaction each
+        (resolution only fills what is missing, so a run killed half-way is completed by the next).
+        """
+        per_height = self.con.execute("SELECT height, count(*) FROM inputs WHERE chain = ? AND value IS NULL "
+                                      "GROUP BY height ORDER BY height", [chain]).fetchall()
+        if not per_height:
             return 0
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            self._resolve_inputs(chain, row[0], row[1])
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+        ranges: list[tuple[int, int]] = []
+        start, count = per_height[0][0], 0
+        prev = start
+        for height, n in per_height:
+            if count and count + n > RESOLVE_CHUNK:
+                ranges.append((start, prev))
+                start, count = height, 0
+            count += n
+            prev = height
+        ranges.append((start, prev))
+        for lo, hi in ranges:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                self._resolve_inputs(chain, lo, hi)
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
         left = self.con.execute("SELECT count(*) FROM inputs WHERE chain = ? AND value IS NULL",
                                 [chain]).fetchone()
-        return int(row[2]) - int(left[0] if left else 0)
+        return int(sum(n for _h, n in per_height)) - int(left[0] if left else 0)
+
+    def has_unresolved_inputs(self, chain: str) -> bool:
+        """Whether some input of ``chain`` still misses its spent output's value."""
+        rows = self.con.execute("SELECT 1 FROM inputs WHERE chain = ? AND value IS NULL LIMIT 1",
+                                [chain]).fetchall()
+        return bool(rows)
+
+    def prepare_ingest(self) -> None:
+        """Settings for a long ingest: checkpoints every :data:`INGEST_CHECKPOINT` of WAL (instead of the
+        open-time setting) and DuckDB memory within :data:`INGEST_MEMORY`, so memory stays bounded."""
+        if self.read_only:
+            return
+        self.con.execute(f"SET checkpoint_threshold = '{INGEST_CHECKPOINT}'")
+        self.con.execute(f"SET memory_limit = '{INGEST_MEMORY}'")
 
     def write_account_batch(self, batch: AccountBatch) -> WriteResult:
         """Write the batch's blocks that are not stored yet, in one transaction."""
@@ -434,34 +604,33 @@ class ChainStore:
             "time": pa.array(txs["time"], pa.int64()), "tx_index": pa.array(txs["tx_index"], pa.int32()),
             "fee": _amount_array(txs["fee"]), "status": pa.array(txs["status"], pa.bool_()),
         })
-        t_trs = pa.table({
-            "txid": pa.array(trs["txid"], pa.string()), "height": pa.array(trs["height"], pa.int64()),
-            "time": pa.array(trs["time"], pa.int64()),
-            "transfer_index": pa.array(trs["transfer_index"], pa.int32()),
-            "kind": pa.array(trs["kind"], pa.string()), "asset": pa.array(trs["asset"], pa.string()),
-            "from_address": pa.array(trs["from_address"], pa.string()),
-            "to_address": pa.array(trs["to_address"], pa.string()),
-            "value": _amount_array(values), "value_text": pa.array(texts, pa.string()),
-        })
         blocks = [b for b in batch.blocks if b.height in todo]
         con = self.con
+        staged: list[str] = []
         con.execute("BEGIN TRANSACTION")
         try:
-            con.register("_stage_atxs", t_txs)
-            con.register("_stage_trs", t_trs)
+            (from_ids, to_ids), pending = self._intern_lists(chain, [trs["from_address"], trs["to_address"]])
+            t_trs = pa.table({
+                "txid": pa.array(trs["txid"], pa.string()), "height": pa.array(trs["height"], pa.int64()),
+                "time": pa.array(trs["time"], pa.int64()),
+                "transfer_index": pa.array(trs["transfer_index"], pa.int32()),
+                "kind": pa.array(trs["kind"], pa.string()), "asset": pa.array(trs["asset"], pa.string()),
+                "from_address": pa.array(trs["from_address"], pa.string()),
+                "to_address": pa.array(trs["to_address"], pa.string()),
+                "from_id": from_ids, "to_id": to_ids,
+                "value": _amount_array(values), "value_text": pa.array(texts, pa.string()),
+            })
+            for name, table in (("_stage_atxs", t_txs), ("_stage_trs", t_trs)):
+                con.register(name, table)
+                staged.append(name)
             self._insert_blocks(blocks)
-            self._intern(chain, "_stage_trs", "from_address")
-            self._intern(chain, "_stage_trs", "to_address")
             con.execute(
                 f"""INSERT INTO txs SELECT $chain, txid, height, time, tx_index, fee::{schema.AMOUNT}, false,
                        NULL, NULL, NULL, NULL, NULL, status FROM _stage_atxs""", {"chain": chain})
             con.execute(
-                f"""INSERT INTO transfers SELECT $chain, t.txid, t.height, t.time, t.transfer_index, t.kind,
-                       t.asset, t.from_address, t.to_address, f.id, r.id, t.value::{schema.AMOUNT},
-                       t.value_text
-                    FROM _stage_trs t
-                    LEFT JOIN addresses f ON f.chain = $chain AND f.address = t.from_address
-                    LEFT JOIN addresses r ON r.chain = $chain AND r.address = t.to_address""",
+                f"""INSERT INTO transfers SELECT $chain, txid, height, time, transfer_index, kind, asset,
+                       from_address, to_address, from_id, to_id, value::{schema.AMOUNT}, value_text
+                    FROM _stage_trs""",
                 {"chain": chain})
             self._insert_extras(chain, todo, batch.logs, batch.payloads)
             con.execute("COMMIT")
@@ -469,8 +638,9 @@ class ChainStore:
             con.execute("ROLLBACK")
             raise
         finally:
-            con.unregister("_stage_atxs")
-            con.unregister("_stage_trs")
+            for name in staged:
+                con.unregister(name)
+        self._interned(chain, pending)
         return WriteResult(blocks_written=len(blocks), blocks_skipped=skipped, txs_written=t_txs.num_rows)
 
     def write_batch(self, batch: UtxoBatch | AccountBatch) -> WriteResult:
@@ -550,6 +720,7 @@ class ChainStore:
                 con.execute("CREATE OR REPLACE TEMP TABLE _imp_addr_c AS SELECT address FROM _imp_addresses "
                             "WHERE chain = ?", [chain])
                 self._intern(chain, "_imp_addr_c", "address")
+                self.forget_address_index()
             counts["blocks"] = self._import_rows(
                 "blocks", "i.chain, i.height, i.hash, i.prev_hash, i.time, i.tx_count")
             counts["txs"] = self._import_rows(

@@ -42,13 +42,22 @@ def ingest_batches(store: ChainStore, chain: str, batches: Iterable[UtxoBatch | 
     running the same command again completes it.
     """
     total = WriteResult()
+    store.prepare_ingest()
     for batch in batches:
         result = store.write_batch(batch)
         total = total + result
         if on_batch is not None:
             on_batch(batch, result)
-    resolved = store.resolve_inputs(chain) if total.blocks_written else 0
+    resolved = _resolve(store, chain, total)
     return IngestReport(chain, total.blocks_written, total.blocks_skipped, total.txs_written, resolved)
+
+
+def _resolve(store: ChainStore, chain: str, total: WriteResult) -> int:
+    """Resolve inputs left unresolved by the batches (spends of older outputs, out-of-order blocks),
+    also when a run killed after its last batch left them so and the rerun writes nothing."""
+    if total.blocks_written or store.has_unresolved_inputs(chain):
+        return store.resolve_inputs(chain)
+    return 0
 
 
 MAX_REORG_DEPTH = 1000
@@ -75,6 +84,7 @@ def ingest_from_source(store: ChainStore, source: BlockSource, start: int, end: 
     """
     chain = source.chain
     total = WriteResult()
+    store.prepare_ingest()
     reorgs = 0
     next_height = start
     while next_height <= end:
@@ -102,7 +112,7 @@ def ingest_from_source(store: ChainStore, source: BlockSource, start: int, end: 
                 on_batch(batch, result)
         if not restarted:
             break
-    resolved = store.resolve_inputs(chain) if total.blocks_written else 0
+    resolved = _resolve(store, chain, total)
     notes = tuple(getattr(source, "notes", ()))
     return IngestReport(chain, total.blocks_written, total.blocks_skipped, total.txs_written, resolved,
                         reorgs, notes)

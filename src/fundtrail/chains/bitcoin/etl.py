@@ -6,7 +6,8 @@ one block at a time and a batch ends at a block boundary once it holds ``batch_s
 A block that shows up again after other blocks is an error (sort the export by block number first).
 
 Addresses and script types come from the output's ``script_hex`` through
-:func:`~fundtrail.domain.scripts.classify_script`, as every reader derives them. Without
+:func:`~fundtrail.domain.scripts.classify_scripts` (a block's new scripts at once; the same results as
+:func:`~fundtrail.domain.scripts.classify_script`), as every reader derives them. Without
 ``script_hex`` the export's ``addresses`` are used, except bitcoin-etl's made-up ``nonstandard...``
 placeholders, which are no addresses. Inputs carry the spent output's address and value when the
 export was enriched; otherwise the store resolves them from the outputs it holds. Zcash shielded
@@ -31,11 +32,12 @@ from typing import IO, Any, cast
 
 import orjson
 
+from fundtrail.chains.ahead import AHEAD_MIN_BYTES
 from fundtrail.domain.addresses import canonical_address
 from fundtrail.domain.amounts import MAX_AMOUNT, MAX_INT32, MAX_INT64, amount_problem, shown_number
 from fundtrail.domain.chains import ChainParams, get_chain
 from fundtrail.domain.records import BlockRecord, PayloadKind, ScriptType, UtxoBatch
-from fundtrail.domain.scripts import classify_script, op_return_data
+from fundtrail.domain.scripts import classify_script, classify_scripts, op_return_data
 from fundtrail.errors import InputError, InputLimitError, InvalidAddressError, ParseError
 from fundtrail.limits import ENV_VARS, InputLimits, input_limits
 
@@ -68,7 +70,8 @@ ETL_TYPES: dict[str, ScriptType] = {
 SHIELDED = "shielded"
 PLACEHOLDER_PREFIX = "nonstandard"
 
-_CACHE_LIMIT = 1_000_000
+_CACHE_LIMIT = 500_000
+"""Entries of each reader cache (scripts, addresses): bounded, cleared when full (~100 MB each)."""
 
 
 class _Block:
@@ -219,6 +222,8 @@ class _Reader:
                                               batch.tx_segwit.append)
         scripts = self.scripts
         listed = self.addresses
+        pending: list[tuple[int, str, str, str, int]] = []  # (output row, script hex, where, txid, n)
+        pending_in: list[tuple[int, list[str], str, int]] = []  # (input row, addresses, where, position)
         for ordinal, (row, where) in enumerate(block.txs):
             txid = row["hash"]
             outputs = row.get("outputs")
@@ -242,14 +247,17 @@ class _Reader:
                     if (type(value) is int and type(script_hex) is str and type(n) is int
                             and 0 <= value <= MAX_AMOUNT and 0 <= n <= MAX_INT32):
                         found = scripts.get(script_hex)
-                        if found is None:
-                            found = self.output_script(script_hex, where)
                         out_txid(txid)
                         out_n(n)
-                        out_address(found[0])
                         out_value(value)
-                        out_type(found[1])
                         out_total += value
+                        if found is None:  # classified with the block's other new scripts, below
+                            pending.append((len(batch.out_address), script_hex, where, txid, n))
+                            out_address(None)
+                            out_type(_NULLDATA)
+                            continue
+                        out_address(found[0])
+                        out_type(found[1])
                         if found[1] == _NULLDATA:
                             _keep_op_return(batch, txid, height, n, script_hex)
                         continue
@@ -292,6 +300,10 @@ class _Reader:
                             names = inp.get("addresses")
                             if type(names) is list and len(names) == 1 and names[0] in listed:
                                 address = listed[names[0]]
+                            elif type(names) is list and len(names) == 1 and type(names[0]) is str:
+                                # decoded after the block's new scripts are classified (most are theirs)
+                                pending_in.append((len(batch.in_address), names, where, position))
+                                address = None
                             else:
                                 address = self.listed_address(names, where, f"inputs[{position}].addresses")
                         else:
@@ -344,7 +356,44 @@ class _Reader:
             tx_version(version if type(version) is int else None)
             tx_locktime(locktime if type(locktime) is int else None)
             tx_segwit(size is not None and vsize is not None and vsize < size)
+        if pending:
+            self._classify(batch, pending, height)
+        for row_at, names, where, position in pending_in:
+            found_address = listed.get(names[0])
+            batch.in_address[row_at] = (found_address if found_address is not None else
+                                        self.listed_address(names, where, f"inputs[{position}].addresses"))
         batch.blocks.append(BlockRecord(self.chain, height, block.hash, None, time, len(block.txs)))
+
+    def _classify(self, batch: UtxoBatch, pending: list[tuple[int, str, str, str, int]], height: int) -> None:
+        """Classify the block's scripts not seen before in one call (addresses encoded together) and
+        fill their rows; the cache is bounded (cleared when full)."""
+        raw: list[bytes] = []
+        for _row, script_hex, where, _txid, _n in pending:
+            try:
+                raw.append(bytes.fromhex(script_hex))
+            except ValueError:
+                raise _err(where, "field 'script_hex' is not hex") from None
+        types, addresses = classify_scripts(self.params, raw)
+        scripts = self.scripts
+        listed = self.addresses
+        out_address = batch.out_address
+        out_type = batch.out_script_type
+        if len(scripts) + len(raw) > _CACHE_LIMIT:
+            scripts.clear()
+        if len(listed) + len(raw) > _CACHE_LIMIT:
+            listed.clear()
+        for (row, script_hex, _where, txid, n), kind, address, script in zip(pending, types, addresses, raw,
+                                                                            strict=True):
+            name = kind.value
+            out_address[row] = address
+            out_type[row] = name
+            scripts[script_hex] = (address, name)
+            if address is not None:
+                listed[address] = address
+            elif name == _NULLDATA:
+                payload = op_return_data(script)
+                if payload:
+                    batch.payloads.add(txid, height, n, PayloadKind.OP_RETURN, payload.hex())
 
     def _output_slow(self, out: Any, position: int, where: str) -> tuple[int, str | None, int, str] | None:
         """An output of an unusual shape: (n, address, value, type), None for a shielded pseudo-output."""
@@ -436,14 +485,24 @@ def read_bitcoin_etl(paths: list[Path], chain: str, *, batch_size: int = 20_000,
                      prefetch: bool = True, limits: InputLimits | None = None) -> Iterator[UtxoBatch]:
     """Batches of complete blocks from bitcoin-etl transactions JSON-lines files (plain or .gz).
 
-    With ``prefetch`` a background thread parses the next batch while the caller writes this one (the
-    store's database work runs outside the interpreter lock); at most one batch waits in between.
+    With ``prefetch`` the next batch is parsed while the caller writes this one: in a worker process
+    for files of :data:`~fundtrail.chains.ahead.AHEAD_MIN_BYTES` or more (two cores), else in a thread
+    (the store's database work runs outside the interpreter lock); at most one batch waits in between.
     Each file is read within ``limits`` (default: :func:`~fundtrail.limits.input_limits`, the
     environment's): decompressed size, blank lines and line length are bounded.
     """
-    batches = _read_batches([Path(p) for p in paths], chain, batch_size, limits or input_limits())
-    if prefetch:
-        batches = _prefetched(batches)
+    files = [Path(p) for p in paths]
+    bounds = limits or input_limits()
+    if prefetch and all(str(p) != STDIN and p.is_file() for p in files) and \
+            sum(p.stat().st_size for p in files) >= AHEAD_MIN_BYTES:
+        from fundtrail.chains.ahead import read_ahead
+
+        # parsed in a worker process while this one writes: two cores, no shared interpreter lock
+        batches = read_ahead(_read_batches, files, chain, batch_size, bounds)
+    else:
+        batches = _read_batches(files, chain, batch_size, bounds)
+        if prefetch:
+            batches = _prefetched(batches)
     for number, batch in enumerate(batches, 1):
         # Logged as the batch is handed over: batch N announced means batches before N were written.
         log.info("bitcoin-etl batch %d: blocks %d..%d, %d transactions", number, batch.blocks[0].height,

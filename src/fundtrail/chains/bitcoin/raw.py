@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
+from fundtrail.chains.ahead import AHEAD_MIN_BYTES
 from fundtrail.domain.chains import CHAINS, ChainParams, get_chain
 from fundtrail.domain.records import BlockRecord, PayloadKind, ScriptType, UtxoBatch
 from fundtrail.domain.scripts import classify_scripts, op_return_data
@@ -826,6 +827,20 @@ def prepared_blocks(paths: Iterable[Path], params: ChainParams) -> Iterator[_Pre
             yield prepared
 
 
+def _prepared_chunks(paths: list[Path], params: ChainParams) -> Iterator[list[_Prepared]]:
+    """:func:`prepared_blocks` in lists of about :data:`READ_AHEAD_TXS` transactions (for a worker)."""
+    chunk: list[_Prepared] = []
+    txs = 0
+    for prepared in prepared_blocks(paths, params):
+        chunk.append(prepared)
+        txs += len(prepared.tx_txid)
+        if txs >= READ_AHEAD_TXS:
+            yield chunk
+            chunk, txs = [], 0
+    if chunk:
+        yield chunk
+
+
 READ_AHEAD_TXS = 10_000
 """Transactions per chunk handed from the reading thread to the consumer."""
 
@@ -911,8 +926,15 @@ def read_block_files(paths: Iterable[str | Path], chain: str, *,
     n_waiting = 0
     held = _StaleFilter(HOLD_BLOCKS)
     batch = UtxoBatch(name)
-    source = prepared_blocks(files, params)
-    blocks = _read_ahead(source) if read_ahead else source
+    blocks: Iterator[_Prepared]
+    if read_ahead and sum(p.stat().st_size for p in files) >= AHEAD_MIN_BYTES:
+        from fundtrail.chains.ahead import read_ahead as in_worker
+
+        # scanned in a worker process while this one places and writes blocks (two cores)
+        blocks = (p for chunk in in_worker(_prepared_chunks, files, params) for p in chunk)
+    else:
+        source = prepared_blocks(files, params)
+        blocks = _read_ahead(source) if read_ahead else source
 
     def emit(released: Iterable[tuple[_Prepared, int]]) -> Iterator[UtxoBatch]:
         nonlocal batch

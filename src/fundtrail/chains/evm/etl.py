@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from fundtrail.chains.ahead import AHEAD_MIN_BYTES
 from fundtrail.chains.evm.decode import (
     LogDecodeStats,
     TransferLogKind,
@@ -262,6 +263,11 @@ def read_ethereum_etl(directory: Path, chain: str, *, batch_size: int = 10_000) 
                  tables["token_transfers"].path.name)
     else:
         log.warning("%s: neither logs nor token_transfers: no token transfers are read", directory)
+    if sum(t.path.stat().st_size for t in tables.values()) >= AHEAD_MIN_BYTES:
+        from fundtrail.chains.ahead import read_ahead
+
+        # parsed in a worker process while this one writes (two cores)
+        return read_ahead(_read, params.name, tables, batch_size)
     return _read(params.name, tables, batch_size)
 
 
