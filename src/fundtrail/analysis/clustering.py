@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -440,6 +441,27 @@ def _write(store: ChainStore, chain: str, table: pa.Table, merges: list[SuperMer
         raise
     finally:
         con.unregister("_cl_rows")
+
+
+def store_clusters(store: ChainStore, chain: str, parquet: Path) -> None:
+    """Replace ``chain``'s clusters with the (address_id, cluster_id, reason) rows of a Parquet folder.
+
+    For clusters computed elsewhere (the Spark engine); its ``cluster_merges`` rows are removed, as that
+    engine does not replay merges in chronological order.
+    """
+    ensure_tables(store)
+    con = store.con
+    source = str(Path(parquet).resolve() / "*.parquet").replace("'", "''")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM clusters WHERE chain = ?", [chain])
+        con.execute("DELETE FROM cluster_merges WHERE chain = ?", [chain])
+        con.execute("INSERT INTO clusters SELECT $c, address_id, cluster_id, reason "
+                    f"FROM read_parquet('{source}')", {"c": chain})
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 # ---------------------------------------------------------------------------------------------- look-ups

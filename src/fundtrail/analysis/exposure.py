@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from fundtrail.analysis import tracing
 from fundtrail.domain.chains import get_chain
 from fundtrail.domain.taint import Direction, TaintPolicy
@@ -368,6 +370,37 @@ def indirect_exposure(store: ChainStore, chain: str, address: str, *, max_hops: 
                                    att.abuse if att else None, att.entity if att else None, value, hop,
                                    sanctioned=key in listed))
     return IndirectExposure(True, None, max_hops, "haircut", tuple(parties), denominators, min_hops)
+
+
+def counterparty_categories(store: ChainStore, chain: str) -> pa.Table:
+    """(address_id, category) for every address of ``chain`` that is attributed (tags through clusters) or
+    sanctioned: the categories it counts towards as a counterparty of direct exposure, as
+    :attr:`CounterpartyFlow.categories` names them. Other addresses count as ``unattributed``.
+
+    The whole-chain exposure job (Spark) joins its flows with this table.
+    """
+    from fundtrail.intel.tagstore import propagate_to_clusters
+
+    attributions = propagate_to_clusters(store, chain)
+    hits: dict[int, tuple[SanctionHit, ...]] = {}
+    if has_table(store, "sanctions"):
+        rows = store.con.execute(
+            """SELECT a.id, a.address FROM addresses a
+               WHERE a.chain = ? AND lower(a.address) IN (SELECT lower(address) FROM sanctions)""",
+            [chain]).fetchall()
+        listed = sanctioned_among(store, chain, [r[1] for r in rows])
+        for aid, address in rows:
+            found = listed.get(address.lower() if address.startswith("0x") else address)
+            if found:
+                hits[int(aid)] = tuple(found)
+    ids: list[int] = []
+    categories: list[str] = []
+    for aid in sorted(set(attributions) | set(hits)):
+        flow = CounterpartyFlow("", "", None, aid, 0, 0, (), attributions.get(aid), hits.get(aid, ()))
+        for category in flow.categories:
+            ids.append(aid)
+            categories.append(category)
+    return pa.table({"address_id": pa.array(ids, pa.int64()), "category": pa.array(categories, pa.string())})
 
 
 def exposure_document(direct: DirectExposure, indirect: IndirectExposure | None) -> dict[str, Any]:

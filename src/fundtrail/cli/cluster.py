@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from fundtrail.analysis.change import detect_change
-from fundtrail.analysis.clustering import cluster_addresses, describe_cluster
-from fundtrail.analysis.coinjoin import detect_patterns, has_table, list_patterns, patterns_current
 from fundtrail.cli.common import (
     DEFAULT_HOME,
     FormatOpt,
@@ -22,7 +21,15 @@ from fundtrail.cli.common import (
 )
 from fundtrail.domain.chains import get_chain
 from fundtrail.domain.patterns import Pattern, PatternRule
-from fundtrail.store import ChainStore
+from fundtrail.errors import InputError
+
+
+class Engine(StrEnum):
+    """Where clusters are computed."""
+
+    DUCKDB = "duckdb"
+    SPARK = "spark"
+
 
 ChainOpt = Annotated[str, typer.Option("--chain", "-c", help="Chain name (btc, ltc, eth ...).")]
 
@@ -43,12 +50,31 @@ def cluster(ctx: typer.Context, chain: ChainOpt = "btc",
             block_super_merges: Annotated[bool, typer.Option(
                 "--block-super-merges",
                 help="Refuse merges of two large clusters instead of only reporting them.")] = False,
+            engine: Annotated[Engine, typer.Option(
+                "--engine", help="duckdb (in process) or spark (scale-out; the 'spark' extra).")
+            ] = Engine.DUCKDB,
+            spark_master: Annotated[str | None, typer.Option(
+                "--spark-master", envvar="FUNDTRAIL_SPARK_MASTER", show_default=False,
+                help="Spark master URL (default local[2]).")] = None,
+            parquet: Annotated[Path | None, typer.Option(
+                "--parquet", help="Spark: the partitioned Parquet folder (default HOME/parquet).")] = None,
             home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """(Re)compute clusters: pattern detection first, then co-spend (and change) clustering."""
     if ctx.invoked_subcommand is not None:
         return
+    from fundtrail.analysis.change import detect_change
+    from fundtrail.analysis.clustering import cluster_addresses
+    from fundtrail.analysis.coinjoin import detect_patterns
+    from fundtrail.store import ChainStore
+
     chain = get_chain(chain).name
-    doc: dict[str, Any] = {"chain": chain}
+    doc: dict[str, Any] = {"chain": chain, "engine": engine.value}
+    if engine is Engine.SPARK:
+        if block_super_merges:
+            raise InputError("--block-super-merges replays merges in chain order: use --engine duckdb")
+        doc.update(_cluster_on_spark(home, chain, with_change, change_threshold, spark_master, parquet))
+        _render(doc, chain, with_change, fmt)
+        return
     with ChainStore.open_home(home) as store:
         with progress(f"patterns {chain}") as advance:
             doc["patterns"] = detect_patterns(store, chain).to_dict()
@@ -67,6 +93,42 @@ def cluster(ctx: typer.Context, chain: ChainOpt = "btc",
                                        change_threshold=change_threshold, large_cluster=large_cluster,
                                        block_super_merges=block_super_merges, on_progress=on_progress)
         doc["clustering"] = report.to_dict()
+    _render(doc, chain, with_change, fmt)
+
+
+def _cluster_on_spark(home: Path, chain: str, with_change: bool, change_threshold: float, master: str | None,
+                      parquet: Path | None) -> dict[str, Any]:
+    """Patterns (and change) in the chain store, clusters on Spark, stored back into the chain store."""
+    from fundtrail.analysis.change import detect_change
+    from fundtrail.analysis.clustering import ClusteringReport, store_clusters
+    from fundtrail.analysis.coinjoin import detect_patterns
+    from fundtrail.cli.spark import export_chain, parquet_folder, spark_engine
+    from fundtrail.store import ChainStore
+    from fundtrail.store.spark import SparkEngine  # noqa: F401  (no 'spark' extra: fail before any work)
+
+    doc: dict[str, Any] = {}
+    with ChainStore.open_home(home) as store:
+        doc["patterns"] = detect_patterns(store, chain).to_dict()
+        if with_change:
+            doc["change"] = detect_change(store, chain).to_dict()
+    folder = parquet_folder(home, parquet)
+    tables = ("inputs", "tx_patterns", "addresses", *(("change_outputs",) if with_change else ()))
+    export_chain(home, chain, folder, tables)
+    with spark_engine(folder, master) as spark:
+        stats = spark.cluster(chain, folder / "results" / f"clusters-{chain}", with_change=with_change,
+                              change_threshold=change_threshold)
+    with ChainStore.open_home(home) as store:
+        store_clusters(store, chain, stats.path)
+    report = ClusteringReport(
+        chain=chain, addresses=stats.addresses, clusters=stats.clusters, multi_clusters=stats.multi_clusters,
+        largest_cluster_id=stats.largest_cluster_id, largest_cluster_size=stats.largest_cluster_size,
+        linking_txs=stats.linking_txs, change_links=stats.change_links,
+        coinjoins_excluded=stats.coinjoins_excluded, with_change=with_change, seconds=stats.seconds)
+    doc["clustering"] = report.to_dict()
+    return doc
+
+
+def _render(doc: dict[str, Any], chain: str, with_change: bool, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.JSON:
         print_json(doc)
         return
@@ -97,6 +159,9 @@ def show(address: Annotated[str, typer.Argument(help="An address of the cluster.
          offset: Annotated[int, typer.Option("--offset", min=0, help="Members to skip.")] = 0,
          home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """The cluster of an address: id, size, reasons and members (paginated)."""
+    from fundtrail.analysis.clustering import describe_cluster
+    from fundtrail.store import ChainStore
+
     chain = get_chain(chain).name
     with ChainStore.open_home(home, read_only=True) as store:
         doc = describe_cluster(store, chain, address, limit=limit, offset=offset)
@@ -123,6 +188,9 @@ def patterns(chain: ChainOpt = "btc",
 
     Detection runs first when the chain changed since it last ran.
     """
+    from fundtrail.analysis.coinjoin import detect_patterns, has_table, list_patterns, patterns_current
+    from fundtrail.store import ChainStore
+
     chain = get_chain(chain).name
     with ChainStore.open_home(home) as store:
         if not has_table(store, "tx_patterns") or not patterns_current(store, chain):
