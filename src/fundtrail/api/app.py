@@ -13,6 +13,7 @@ templates and assets in :mod:`fundtrail.web`. Errors become problem-details answ
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -142,6 +143,108 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+@functools.cache
+def _process_queued_case_work() -> Any:
+    """:class:`~fundtrail.api.casework.CaseWork` whose case operations on a SQLite file queue across
+    the server's worker processes too, not only across its threads (an exclusive ``flock`` on a file
+    beside the database, taken after the process's own lock): SQLite's wait for another process's write
+    lock sleeps with growing pauses and leaves some writers waiting for seconds under load. Processes
+    that do not take the lock (the CLI) still meet SQLite's own wait."""
+    import fcntl
+    import os
+    import threading
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
+    from fundtrail.api.casework import CaseWork
+
+    class ProcessQueuedCaseWork(CaseWork):
+        def __init__(self, db: Any) -> None:
+            super().__init__(db)
+            database = db.engine.url.database if db.engine.dialect.name == "sqlite" else None
+            self._queue_path = (f"{database}.writer-lock" if database and database != ":memory:"
+                                and not database.startswith("file:") else None)
+            self._queue_fd: int | None = None
+            self._queue_guard = threading.Lock()
+
+        @contextmanager
+        def _writer(self) -> Iterator[None]:
+            with super()._writer():
+                if self._queue_path is None:
+                    yield
+                    return
+                with self._queue_guard:
+                    if self._queue_fd is None:
+                        self._queue_fd = os.open(self._queue_path, os.O_RDWR | os.O_CREAT, 0o600)
+                    fd = self._queue_fd
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+        def close(self) -> None:
+            super().close()
+            with self._queue_guard:
+                if self._queue_fd is not None:
+                    os.close(self._queue_fd)
+                    self._queue_fd = None
+
+    return ProcessQueuedCaseWork
+
+
+def _subfolder(folder: Path | None, name: str) -> Path | None:
+    if folder is None:
+        return None
+    path = Path(folder) / name
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def _shared_replay_guard(folder: Path | None) -> Any:
+    """A replay guard for partners' signed calls that remembers nonces for every worker of the server:
+    one file per nonce, created exclusively (``O_EXCL``), in ``folder``; files older than the replay
+    horizon are reused and pruned. Only calls with a valid partner signature reach the guard."""
+    import hashlib
+    import os
+
+    from fundtrail.errors import IntegrityError
+    from fundtrail.sharing.signing import ReplayGuard
+
+    assert folder is not None
+    where: Path = folder
+
+    class SharedReplayGuard(ReplayGuard):
+        checks = 0
+
+        def check(self, key_id: str, nonce: str, now: Any) -> None:
+            super().check(key_id, nonce, now)
+            horizon = (now - 2 * self.window).timestamp()
+            path = where / hashlib.sha256(f"{key_id}:{nonce}".encode()).hexdigest()
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                try:
+                    seen = path.stat().st_mtime
+                except FileNotFoundError:
+                    seen = None
+                if seen is not None and seen > horizon:
+                    raise IntegrityError(
+                        f"request nonce {nonce[:8]}... of key {key_id} was already used: replay refused"
+                    ) from None
+                os.utime(path)
+            self.checks += 1
+            if self.checks % 256 == 0:
+                for old in where.iterdir():
+                    try:
+                        if old.stat().st_mtime <= horizon:
+                            old.unlink()
+                    except FileNotFoundError:
+                        continue
+
+    return SharedReplayGuard()
+
+
 def create_app(home: Path, settings: ApiSettings | None = None, *, auth: Any = None,
                cases: Any = None) -> FastAPI:
     """The API and dashboard for the FundTrail home ``home``.
@@ -153,13 +256,17 @@ def create_app(home: Path, settings: ApiSettings | None = None, *, auth: Any = N
     settings = settings or ApiSettings()
     if auth is None or cases is None:
         from fundtrail.api.auth import AuthService
-        from fundtrail.api.casework import CaseWork
 
-        cases = cases or CaseWork.open(home, settings.database_url, wal=settings.sqlite_wal)
+        work = _process_queued_case_work()
+        cases = cases or work.open(home, settings.database_url, wal=settings.sqlite_wal)
         auth = auth or AuthService(cases, settings)
-    state = ApiState(home=home, settings=settings, chain=ChainAccess(home),
-                     jobs=JobManager(workers=settings.job_workers),
-                     address_cache=DocumentCache(settings.address_cache_size), auth=auth, cases=cases)
+    shared = settings.shared_folder
+    jobs = JobManager(workers=settings.job_workers, spool=_subfolder(shared, "jobs"))
+    bound = settings.document_cache_seconds
+    state = ApiState(home=home, settings=settings, chain=ChainAccess(home), jobs=jobs,
+                     address_cache=DocumentCache(settings.address_cache_size, bound),
+                     transaction_cache=DocumentCache(16384, bound),
+                     auth=auth, cases=cases)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -170,6 +277,10 @@ def create_app(home: Path, settings: ApiSettings | None = None, *, auth: Any = N
     app = FastAPI(title="FundTrail", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   responses=PROBLEM_RESPONSES, docs_url=None, redoc_url=None)
     app.state.fundtrail = state
+    if shared is not None:
+        from fundtrail.api.routers.cooperation import SharingState
+
+        state.extra["sharing"] = SharingState(guard=_shared_replay_guard(_subfolder(shared, "nonces")))
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     _include_routers(app)

@@ -8,6 +8,20 @@
   meant for our client id, signs in the local user its ``username_claim`` names.
 
 Tokens and passwords are never logged. Repeated failed sign-ins for a user name pause it.
+
+**Checking tokens.** A token checked against the case database is trusted from memory for
+``token_cache_seconds`` (the *bound*): a request bearing it costs a dictionary look-up, no SQL and no
+lock of the database. The check reads without a write lock (a read-only connection for a SQLite file), so
+it never waits behind case writes. Once half the bound has passed, the next request still answers from
+memory and starts a check of every such token in the background (one query), so that busy tokens never
+expire from the cache under load; a token not checked again within the bound is checked on its next use.
+A revocation made by this process takes effect at once; one made by another worker process or the CLI
+takes effect within the bound (counted from the start of the check that last saw the token valid).
+``last_used_at`` is written at most once per :data:`LAST_USED_EVERY` per token and process, off the
+request path.
+
+The pause after failed sign-ins is counted per process: with ``N`` worker processes a user name takes at
+most ``N x login_attempts`` wrong passwords per pause (each costing an argon2id hash).
 """
 
 from __future__ import annotations
@@ -17,6 +31,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +51,10 @@ log = logging.getLogger(__name__)
 TOKEN_PREFIX = "ftk_"
 SESSION_PREFIX = "fts_"
 MAX_TOKEN_DAYS = 366
+LAST_USED_EVERY = 60.0
+"""Seconds between two writes of a token's ``last_used_at`` (per process)."""
+MAX_CACHED_TOKENS = 10_000
+CHECK_CHUNK = 500
 
 def hash_token(token: str) -> str:
     """The SHA-256 hex digest under which a token is stored."""
@@ -83,8 +102,101 @@ def _iso(value: datetime | None) -> str | None:
 class _Cached:
     principal: Principal
     token_id: str
-    expires: float
-    checked: float
+    expires: float  # Unix time the token expires
+    checked: float  # monotonic time the check that saw it valid began
+    used: bool = False  # asked for since that check
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """What a token check reads: the token's row and its user's."""
+
+    principal: Principal
+    token_id: str
+    expires_at: datetime
+    last_used_at: datetime | None
+
+
+class TokenReader:
+    """Reads token records without taking the database's write lock.
+
+    A SQLite file is read through a read-only engine of its own (deferred transactions); other databases
+    through the case database's engine (plain reads). A case service without an engine (tests) is asked
+    through its ``token_principal``.
+    """
+
+    def __init__(self, cases: Any) -> None:
+        self.cases = cases
+        self._engine: Any = None
+        self._own_engine = False
+        db = getattr(cases, "db", None)
+        engine = getattr(db, "engine", None)
+        if engine is None:
+            return
+        if engine.dialect.name == "sqlite":
+            database = engine.url.database or ""
+            if database and database != ":memory:" and not database.startswith("file:"):
+                from fundtrail.cases.db import make_read_only_engine
+
+                self._engine = make_read_only_engine(engine.url.render_as_string(hide_password=False))
+                self._own_engine = True
+            return  # an in-memory database: through the case service
+        self._engine = engine
+
+    def read(self, digests: list[str]) -> dict[str, TokenRecord]:
+        """The valid (known, unexpired, unrevoked, active user) tokens among ``digests``."""
+        if self._engine is None:
+            return self._read_through_service(digests)
+        from sqlalchemy import select
+
+        from fundtrail.api.models import ApiToken
+        from fundtrail.cases.models import User
+
+        now = datetime.now(UTC)
+        out: dict[str, TokenRecord] = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(digests), CHECK_CHUNK):
+                rows = connection.execute(
+                    select(ApiToken.token_hash, ApiToken.id, ApiToken.expires_at, ApiToken.revoked_at,
+                           ApiToken.last_used_at, User.id, User.username, User.role, User.unit,
+                           User.jurisdiction, User.display_name, User.active)
+                    .join(User, User.id == ApiToken.user_id)
+                    .where(ApiToken.token_hash.in_(digests[start:start + CHECK_CHUNK]))).all()
+                for (digest, token_id, expires_at, revoked_at, last_used_at, user_id, username, role, unit,
+                     jurisdiction, display_name, active) in rows:
+                    if revoked_at is not None or expires_at <= now or not active:
+                        continue
+                    principal = Principal(user_id, username, role, unit, jurisdiction, display_name)
+                    out[digest] = TokenRecord(principal, token_id, expires_at, last_used_at)
+        return out
+
+    def _read_through_service(self, digests: list[str]) -> dict[str, TokenRecord]:
+        out: dict[str, TokenRecord] = {}
+        for digest in digests:
+            found = self.cases.token_principal(digest)
+            if found is not None:
+                principal, token_id, expires_at = found
+                out[digest] = TokenRecord(principal, token_id, expires_at, datetime.now(UTC))
+        return out
+
+    def mark_used(self, used: dict[str, datetime]) -> None:
+        """Write ``last_used_at`` of these token ids (a write transaction of the case database)."""
+        db = getattr(self.cases, "db", None)
+        if not used or db is None:
+            return
+        from sqlalchemy import update
+
+        from fundtrail.api.models import ApiToken
+
+        with db.transaction() as session:
+            for token_id, when in used.items():
+                session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=when))
+
+    def close(self) -> None:
+        """Release the read-only engine (when this reader made one)."""
+        if self._own_engine and self._engine is not None:
+            self._engine.dispose()
+        self._engine = None
 
 
 class _Throttle:
@@ -117,24 +229,52 @@ class _Throttle:
 class AuthService:
     """Passwords, tokens and sign-ins on the case database (see :mod:`fundtrail.api.models`)."""
 
-    def __init__(self, cases: CaseWork, settings: ApiSettings) -> None:
+    def __init__(self, cases: CaseWork, settings: ApiSettings, *,
+                 clock: Callable[[], float] = time.monotonic, background: bool = True) -> None:
         self.cases = cases
         self.settings = settings
+        self.clock = clock
+        self.background = background
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
+        self._gates: dict[str, threading.Lock] = {}
+        self._used: dict[str, float] = {}  # token id -> when this process last wrote last_used_at
+        self._pending_use: dict[str, datetime] = {}
+        self._maintaining = False
+        self._reader = TokenReader(cases)
         self._throttle = _Throttle(settings.login_attempts, settings.login_pause_seconds)
         self._oidc: OidcVerifier | None = OidcVerifier(settings.oidc) if settings.oidc else None
         self.passwords = Passwords(settings.password_time_cost, settings.password_memory_kib)
 
+    def close(self) -> None:
+        """Write pending ``last_used_at`` times and release the token reader."""
+        try:
+            self.flush_last_used()
+        except Exception:  # the last-used times are informative; closing goes on
+            log.exception("could not write tokens' last use")
+        self._reader.close()
+
     # ------------------------------------------------------------------ principals
 
+    @property
+    def bound(self) -> float:
+        """Seconds within which a revocation made elsewhere takes effect here."""
+        return self.settings.token_cache_seconds
+
     def cached_principal(self, token: str, *, via: str = "token") -> Principal | None:
-        """The user of a token checked within the cache time (no database), or None."""
-        now = time.time()
+        """The user of a token checked within the bound (no database), or None."""
+        digest = hash_token(token)
+        now = self.clock()
+        wall = time.time()
+        kick = False
         with self._lock:
-            hit = self._cache.get(hash_token(token))
-        if hit is None or now >= hit.expires or now - hit.checked >= self.settings.token_cache_seconds:
-            return None
+            hit = self._cache.get(digest)
+            if hit is None or wall >= hit.expires or now - hit.checked >= self.bound:
+                return None
+            hit.used = True
+            kick = self.background and now - hit.checked >= self.bound / 2 and not self._maintaining
+        if kick:
+            self._start_maintenance()
         return hit.principal if hit.principal.via == via else replace(hit.principal, via=via)
 
     def principal_for_token(self, token: str, *, via: str = "token") -> Principal | None:
@@ -143,20 +283,90 @@ class AuthService:
         if cached is not None:
             return cached
         digest = hash_token(token)
-        now = time.time()
-        found = self.cases.token_principal(digest)
-        if found is None:
-            with self._lock:
-                self._cache.pop(digest, None)
-            return None
-        principal, token_id, expires_at = found
-        principal = Principal(principal.user_id, principal.username, principal.role, principal.unit,
-                              principal.jurisdiction, principal.display_name, via=via, token_id=token_id)
         with self._lock:
-            if len(self._cache) > 10_000:
+            gate = self._gates.setdefault(digest, threading.Lock())
+        try:
+            with gate:  # many requests with one token at once: one of them reads, the others wait for it
+                cached = self.cached_principal(token, via=via)
+                if cached is not None:
+                    return cached
+                started = self.clock()
+                record = self._reader.read([digest]).get(digest)
+                self._store(digest, record, started)
+        finally:
+            with self._lock:
+                self._gates.pop(digest, None)
+        if record is None:
+            return None
+        return replace(record.principal, via=via, token_id=record.token_id)
+
+    def _store(self, digest: str, record: TokenRecord | None, started: float) -> bool:
+        """Keep a check's result; True when a ``last_used_at`` write is due."""
+        with self._lock:
+            if record is None:
+                self._cache.pop(digest, None)
+                return False
+            if len(self._cache) >= MAX_CACHED_TOKENS and digest not in self._cache:
                 self._cache.clear()
-            self._cache[digest] = _Cached(principal, token_id, expires_at.timestamp(), now)
-        return principal
+            principal = replace(record.principal, token_id=record.token_id)
+            self._cache[digest] = _Cached(principal, record.token_id, record.expires_at.timestamp(), started)
+            return self._note_use(record, started)
+
+    def _note_use(self, record: TokenRecord, now: float) -> bool:
+        """Queue a ``last_used_at`` write when this process wrote none for the token lately (under lock)."""
+        last = self._used.get(record.token_id)
+        if last is not None and now - last < LAST_USED_EVERY:
+            return False
+        stored = record.last_used_at
+        lately = datetime.now(UTC) - timedelta(seconds=LAST_USED_EVERY)
+        if last is None and stored is not None and stored > lately:
+            self._used[record.token_id] = now  # another process wrote it lately
+            return False
+        self._used[record.token_id] = now
+        if len(self._used) > MAX_CACHED_TOKENS:
+            self._used.clear()
+        self._pending_use[record.token_id] = datetime.now(UTC)
+        if self.background and not self._maintaining:
+            self._maintaining = True
+            threading.Thread(target=self._maintain, name="fundtrail-token-check", daemon=True).start()
+        return True
+
+    def _start_maintenance(self) -> None:
+        with self._lock:
+            if self._maintaining:
+                return
+            self._maintaining = True
+        threading.Thread(target=self._maintain, name="fundtrail-token-check", daemon=True).start()
+
+    def _maintain(self) -> None:
+        try:
+            self.refresh_due()
+            self.flush_last_used()
+        except Exception:  # a failed background check leaves entries to expire at the bound
+            log.exception("background token check failed")
+        finally:
+            with self._lock:
+                self._maintaining = False
+
+    def refresh_due(self) -> int:
+        """Check again, in one query, the cached tokens used since their check and past half the bound;
+        drop those no longer valid. Returns how many were checked."""
+        now = self.clock()
+        with self._lock:
+            due = [d for d, c in self._cache.items() if c.used and now - c.checked >= self.bound / 2]
+        if not due:
+            return 0
+        started = self.clock()
+        found = self._reader.read(due)
+        for digest in due:
+            self._store(digest, found.get(digest), started)
+        return len(due)
+
+    def flush_last_used(self) -> None:
+        """Write the ``last_used_at`` times queued by token checks."""
+        with self._lock:
+            pending, self._pending_use = self._pending_use, {}
+        self._reader.mark_used(pending)
 
     def forget(self, token_id: str | None = None) -> None:
         """Drop cached token checks (one token's, or all) so that a revocation takes effect at once."""
@@ -306,6 +516,7 @@ class Credentials:
 
     def close(self) -> None:
         """Close the case database connection."""
+        self.auth.close()
         self.cases.close()
 
     def has_user(self, username: str) -> bool:

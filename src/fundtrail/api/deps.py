@@ -4,7 +4,6 @@ the reason for an access, and analyses bounded in time (202 + job when they take
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query, Request
@@ -142,30 +141,9 @@ def write_reason(body_reason: str | None, header_reason: str | None) -> str:
     return reason
 
 
-def _when(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
-
-
 def job_document(job: Any) -> dict[str, Any]:
-    """The ``GET /jobs/{id}`` document of a job."""
-    from fundtrail.api.errors import classify
-
-    doc: dict[str, Any] = {"job_id": job.id, "kind": job.kind, "status": job.status,
-                           "created_at": _when(job.created), "finished_at": _when(job.finished),
-                           "result": None, "problem": None}
-    if job.status == "done":
-        doc["result"] = job.future.result()
-    elif job.status == "failed":
-        error = job.future.exception()
-        if isinstance(error, FieldError):
-            status, slug, title = classify(error.error)
-            errors = [{"field": error.field, "location": error.location, "message": str(error.error)}]
-        else:
-            status, slug, title = classify(error)
-            errors = None
-        detail = str(error) if status != 500 else "the analysis failed; the error is in the service log"
-        doc["problem"] = {"type": f"urn:fundtrail:problem:{slug}", "title": title, "status": status,
-                          "detail": detail, "errors": errors}
+    """The ``GET /jobs/{id}`` document of a job (see :meth:`fundtrail.api.jobs.Job.to_document`)."""
+    doc: dict[str, Any] = job.to_document()
     return doc
 
 

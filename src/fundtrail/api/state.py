@@ -37,11 +37,21 @@ class ApiSettings(BaseModel):
     session_hours: float = Field(default=8.0, gt=0, description="How long a dashboard sign-in lasts.")
     cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only.")
     job_workers: int = Field(default=2, ge=1, le=32)
-    token_cache_seconds: float = Field(default=10.0, ge=0,
-                                       description="How long a checked token is trusted without the "
-                                                   "database.")
+    shared_folder: Path | None = Field(
+        default=None, description="A folder the worker processes of one server share: finished background "
+                                  "jobs (so that any worker answers a poll) and the nonces of partners' "
+                                  "signed calls (so that no worker accepts a replay). None: one process.")
+    token_cache_seconds: float = Field(default=5.0, ge=0, le=300,
+                                       description="How long a checked token is trusted without asking "
+                                                   "the database again: the bound within which a "
+                                                   "revocation made elsewhere (another worker, the CLI) "
+                                                   "takes effect.")
     address_cache_size: int = Field(default=4096, ge=0,
                                     description="Address documents kept in memory (0: none).")
+    document_cache_seconds: float = Field(default=2.0, ge=0, le=86400,
+                                          description="How long a computed address or transaction "
+                                                      "document is served from memory (the staleness "
+                                                      "bound while the chain store is written).")
     sqlite_wal: bool = Field(default=True, description="Put a SQLite case database in WAL mode "
                                                        "(commits without rewriting the database file).")
     password_time_cost: int = Field(default=3, ge=1, le=20, description="argon2id passes.")
@@ -72,6 +82,9 @@ class ApiState:
         """Release the chain store, the job pool and the case database."""
         self.jobs.shutdown()
         self.chain.close()
+        close_auth = getattr(self.auth, "close", None)
+        if close_auth is not None:
+            close_auth()
         close = getattr(self.cases, "close", None)
         if close is not None:
             close()
