@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from fundtrail.audit import trust
-from fundtrail.audit.keys import load_or_create
-from fundtrail.cases.context import open_operation
 from fundtrail.cli.case import emit
 from fundtrail.cli.common import DEFAULT_HOME, FormatOpt, HomeOpt, OutputFormat, handle_errors
-from fundtrail.sharing.agreements import agency_identity
 
 app = typer.Typer(help="This agency's identity for partner agencies.", no_args_is_help=True)
 
@@ -22,6 +18,9 @@ app = typer.Typer(help="This agency's identity for partner agencies.", no_args_i
 @handle_errors
 def key(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """The key id and public key partners need (created on first use)."""
+    from fundtrail.audit import trust
+    from fundtrail.audit.keys import load_or_create
+
     agency_key = load_or_create(home)
     doc = {
         "key_id": agency_key.key_id,
@@ -43,6 +42,9 @@ def key(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> No
 @handle_errors
 def show(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Name, country, key id and public key (the agency is set with `fundtrail db agency`)."""
+    from fundtrail.cases.context import open_operation
+    from fundtrail.sharing.agreements import agency_identity
+
     with open_operation(home, None, user_required=False) as ctx:
         doc = agency_identity(ctx).to_dict()
     emit(

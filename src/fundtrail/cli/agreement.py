@@ -8,9 +8,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from fundtrail.audit.trust import fingerprint as fingerprint_of
-from fundtrail.audit.trust import trust_file
-from fundtrail.cases.context import open_operation
 from fundtrail.cli.case import AsOpt, ReasonOpt, emit, parse_date
 from fundtrail.cli.common import (
     DEFAULT_HOME,
@@ -24,16 +21,6 @@ from fundtrail.cli.common import (
 )
 from fundtrail.domain.sharing import DataCategory, Pap, Tlp
 from fundtrail.errors import InputError
-from fundtrail.sharing.agreements import (
-    AgreementSpec,
-    agreement_doc,
-    create_agreement,
-    get_agreement,
-    list_agreements,
-    parse_deadlines,
-    pin_agreement_key,
-    revoke_agreement,
-)
 
 app = typer.Typer(
     help="Sharing agreements: partner, legal basis, data categories, marking, retention.",
@@ -123,6 +110,10 @@ def create(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Record an agreement with a partner agency (supervisors and admins)."""
+    from fundtrail.audit.trust import trust_file
+    from fundtrail.cases.context import open_operation
+    from fundtrail.sharing.agreements import AgreementSpec, agreement_doc, create_agreement, parse_deadlines
+
     until: date | None = parse_date(valid_until, "--valid-until")
     spec = AgreementSpec(
         name=name,
@@ -157,6 +148,9 @@ def create(
 @handle_errors
 def list_(home: HomeOpt = DEFAULT_HOME, as_: AsOpt = None, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Every agreement."""
+    from fundtrail.cases.context import open_operation
+    from fundtrail.sharing.agreements import agreement_doc, list_agreements
+
     with open_operation(home, as_, user_required=False) as ctx:
         docs = [agreement_doc(a, ctx.home) for a in list_agreements(ctx)]
     if fmt is OutputFormat.JSON:
@@ -186,6 +180,9 @@ def show(
     name: NameArg, home: HomeOpt = DEFAULT_HOME, as_: AsOpt = None, fmt: FormatOpt = OutputFormat.HUMAN
 ) -> None:
     """One agreement, clause by clause."""
+    from fundtrail.cases.context import open_operation
+    from fundtrail.sharing.agreements import agreement_doc, get_agreement
+
     with open_operation(home, as_, user_required=False) as ctx:
         doc = agreement_doc(get_agreement(ctx, name), ctx.home)
     emit(fmt, doc, _human(doc))
@@ -212,6 +209,10 @@ def pin(
     Prints the key's fingerprint; pin it only once the partner confirmed that fingerprint over another
     channel (telephone, in person). Until then nothing signed by that key is accepted.
     """
+    from fundtrail.audit.trust import fingerprint as fingerprint_of
+    from fundtrail.cases.context import open_operation
+    from fundtrail.sharing.agreements import agreement_doc, get_agreement, pin_agreement_key
+
     with open_operation(home, as_, user_required=False) as ctx:
         row = get_agreement(ctx, name)
         shown = fingerprint_of(row.partner_public_key)
@@ -250,6 +251,9 @@ def revoke(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """End an agreement: nothing more is sent or accepted under it."""
+    from fundtrail.cases.context import open_operation
+    from fundtrail.sharing.agreements import agreement_doc, revoke_agreement
+
     with open_operation(home, as_, user_required=False) as ctx:
         doc = agreement_doc(revoke_agreement(ctx, name, reason=reason))
     emit(fmt, doc, f"agreement {doc['name']} revoked")

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cases.context import open_operation
 from fundtrail.cli.case import AsOpt
 from fundtrail.cli.common import (
     DEFAULT_HOME,
@@ -35,6 +34,7 @@ def list_(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """The alerts you may see, newest first."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.watch.service import alert_doc, list_alerts
 
     with open_operation(home, as_) as ctx:

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from fundtrail.audit import log as audit_log
-from fundtrail.audit import trust
-from fundtrail.audit.verifier import SignedHead
-from fundtrail.cases.context import open_operation
-from fundtrail.cases.db import CaseDB
 from fundtrail.cli.case import AsOpt
 from fundtrail.cli.common import (
     DEFAULT_HOME,
@@ -27,7 +22,9 @@ from fundtrail.cli.common import (
 )
 from fundtrail.domain.cases import Action
 from fundtrail.errors import InputError
-from fundtrail.sharing.witness import request_witness
+
+if TYPE_CHECKING:
+    from fundtrail.audit.verifier import SignedHead
 
 app = typer.Typer(
     help="The audit log: a signed Merkle transparency log of every read and write.", no_args_is_help=True
@@ -44,6 +41,8 @@ KeyOpt = Annotated[
 
 
 def _kept(paths: list[Path] | None) -> list[tuple[str, SignedHead]]:
+    from fundtrail.audit import log as audit_log
+
     return [(str(p), audit_log.load_kept_head(p)) for p in paths or []]
 
 
@@ -60,6 +59,10 @@ def verify(
     Heads count only when signed by a key pinned in the home (never one listed in the database). Exit 0
     when intact; exit 1 naming the first bad record or the first kept head the log no longer extends.
     """
+    from fundtrail.audit import log as audit_log
+    from fundtrail.audit import trust
+    from fundtrail.cases.db import CaseDB
+
     kept = _kept(head)
     keys = trust.load(home, public_key or [])
     db = CaseDB.open_read_only(home)
@@ -98,6 +101,10 @@ def verify(
 @handle_errors
 def head_(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """The newest signed tree head, for an auditor to keep (`--format json > head.json`). Reads only."""
+    from fundtrail.audit import log as audit_log
+    from fundtrail.audit import trust
+    from fundtrail.cases.db import CaseDB
+
     db = CaseDB.open_read_only(home)
     try:
         with db.reading() as session:
@@ -136,6 +143,11 @@ def export(
     file fundtrail/audit/verifier.py alone, with only `cryptography` installed) and the agency's public
     key. The export is itself recorded in the log first (auditors only).
     """
+    from fundtrail.audit import log as audit_log
+    from fundtrail.audit import trust
+    from fundtrail.cases.context import open_operation
+    from fundtrail.cases.db import CaseDB
+
     kept = [h for _, h in _kept(head)]
     if output.is_dir():
         raise InputError(f"{output}: a directory; give a file name")
@@ -187,6 +199,9 @@ def witness(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Ask a partner to countersign the newest signed tree head (it checks it extends what it saw)."""
+    from fundtrail.cases.context import open_operation
+    from fundtrail.sharing.witness import request_witness
+
     with open_operation(home, None, user_required=False) as ctx:
         result = request_witness(ctx, agreement)
     if fmt is OutputFormat.JSON:
@@ -210,6 +225,9 @@ def log_(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """The last records of the audit log (auditors)."""
+    from fundtrail.audit import log as audit_log
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         ctx.require(Action.READ_AUDIT)
         rows = audit_log.records(ctx.session, case_number=case, actor=actor, limit=limit)

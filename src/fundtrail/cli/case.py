@@ -12,14 +12,6 @@ from typing import Annotated, Any
 
 import typer
 
-from fundtrail.analysis.tracing.params import (
-    DEFAULT_HUB_DEGREE,
-    DEFAULT_MAX_HOPS,
-    DEFAULT_MAX_STEPS,
-    TraceParams,
-)
-from fundtrail.cases import cases as service
-from fundtrail.cases.context import open_operation
 from fundtrail.cli.common import (
     DEFAULT_HOME,
     FormatOpt,
@@ -32,6 +24,9 @@ from fundtrail.cli.common import (
     print_json,
 )
 from fundtrail.cli.trace import (
+    DEFAULT_HUB_DEGREE,
+    DEFAULT_MAX_HOPS,
+    DEFAULT_MAX_STEPS,
     AssetOpt,
     ChangeOpt,
     DirectionOpt,
@@ -97,6 +92,9 @@ def open_(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Open a case (numbered JURISDICTION-YEAR-NNNN); you become its lead."""
+    from fundtrail.cases import cases as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         case = service.open_case(
             ctx,
@@ -120,6 +118,9 @@ def list_(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """The cases within your reach, newest first."""
+    from fundtrail.cases import cases as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         docs = [service.case_summary(c) for c in service.list_cases(ctx, status=status)]
     if fmt is OutputFormat.JSON:
@@ -143,6 +144,9 @@ def show(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """A case with its people, subjects, tasks, evidence, requests and ledger."""
+    from fundtrail.cases import cases as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         doc = service.case_doc(ctx, service.show_case(ctx, number, reason=reason))
     if fmt is OutputFormat.JSON:
@@ -207,6 +211,9 @@ def edit(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Edit a case's title, severity, offence or summary."""
+    from fundtrail.cases import cases as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         case = service.update_case(
             ctx,
@@ -234,6 +241,9 @@ def assign(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Assign a user to a case (supervisors)."""
+    from fundtrail.cases import cases as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         a = service.assign(ctx, number, username, role=role, reason=reason)
         doc = {"case": a.case.number, "user": a.user.username, "role": a.role}
@@ -262,6 +272,9 @@ def add_subject(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Add a subject; says which other cases already hold it (deconfliction), without blocking."""
+    from fundtrail.cases import cases as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         subject, others = service.add_subject(
             ctx,
@@ -301,6 +314,9 @@ def add_task(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Add a task to a case, with a due date."""
+    from fundtrail.cases import cases as service
+    from fundtrail.cases.context import open_operation
+
     due_date = parse_date(due, "--due")
     with open_operation(home, as_) as ctx:
         task = service.add_task(ctx, number, title, due=due_date, assignee=assignee)
@@ -351,6 +367,8 @@ def preserve(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Freeze a trace (flows, raw chain records, tags, parameters) into signed, immutable evidence."""
+    from fundtrail.analysis.tracing.params import TraceParams
+    from fundtrail.cases.context import open_operation
     from fundtrail.cases.evidence import evidence_doc, load_trace_file, preserve_trace, run_trace
     from fundtrail.store import ChainStore
 
@@ -411,6 +429,9 @@ def hold(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Put a case on legal hold (retention deletes nothing of it), or --release it."""
+    from fundtrail.cases import cases as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         case = service.set_hold(ctx, number, reason=reason, hold=not release)
         doc = service.case_summary(case)
@@ -428,6 +449,9 @@ def status(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Move a case to another status."""
+    from fundtrail.cases import cases as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         doc = service.case_summary(service.set_status(ctx, number, to, reason=reason))
     emit(fmt, doc, f"case {doc['number']} is {doc['status']}")
@@ -443,6 +467,9 @@ def close(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Close a case (supervisors); its retention periods start now."""
+    from fundtrail.cases import cases as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         doc = service.case_summary(service.set_status(ctx, number, "closed", reason=reason))
     emit(fmt, doc, f"case {doc['number']} closed")

@@ -16,14 +16,6 @@ from typing import Annotated, Any, TypeVar
 import rich.table
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from fundtrail.domain.assets import show_amount
 from fundtrail.domain.chains import NATIVE_ASSET
@@ -99,6 +91,24 @@ def print_json(document: Any) -> None:
     sys.stdout.flush()
 
 
+def chain_tables() -> None:
+    """Import the modules that keep tables in the chain store, before a command's workflow opens one.
+
+    A chain store creates the tables registered so far when it opens
+    (:func:`fundtrail.store.schema.register_table`), and each module registers its own on import. A
+    workflow that opens the store and only later imports a module that writes to its table (the demo's
+    TagPack and sanctions steps, sharing's pack import, retention's pack deletion) needs them registered
+    first. Commands call this in their body, never at import, so that their help stays light.
+    """
+    import fundtrail.analysis.change
+    import fundtrail.analysis.clustering
+    import fundtrail.analysis.coinjoin
+    import fundtrail.analysis.conversions
+    import fundtrail.intel.attribution
+    import fundtrail.intel.sanctions
+    import fundtrail.intel.tagpacks  # noqa: F401
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -135,6 +145,15 @@ def progress(description: str, total: float | None = None, *, enabled: bool = Tr
     if not enabled or not err_console.is_terminal:
         yield lambda n: None
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     columns = [SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=err_console, transient=False) as bar:

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-from fundtrail.analysis.conversions import detect_conversions, list_conversions
 from fundtrail.cli.common import (
     DEFAULT_HOME,
     FormatOpt,
@@ -19,7 +18,6 @@ from fundtrail.cli.common import (
 )
 from fundtrail.domain.chains import get_chain
 from fundtrail.domain.conversions import ConversionKind
-from fundtrail.store import ChainStore
 
 app = typer.Typer(
     help="List (or recompute with --detect) swaps, bridges and pools.", invoke_without_command=True
@@ -43,6 +41,9 @@ def conversions(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Conversions (kind, rule, confidence, candidates, in and out legs); --detect recomputes them."""
+    from fundtrail.analysis.conversions import detect_conversions, list_conversions
+    from fundtrail.store import ChainStore
+
     name = get_chain(chain).name if chain is not None else None
     doc: dict[str, Any] = {"chain": name}
     with ChainStore.open_home(home, read_only=not detect) as store:

@@ -6,9 +6,6 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cases.context import open_operation
-from fundtrail.cases.db import current_revision, database_url, head_revision, make_engine, redact, upgrade
-from fundtrail.cases.users import agency, agency_doc, set_agency
 from fundtrail.cli.case import AsOpt, emit
 from fundtrail.cli.common import DEFAULT_HOME, FormatOpt, HomeOpt, OutputFormat, handle_errors
 from fundtrail.errors import SourceUnavailableError
@@ -27,6 +24,8 @@ def upgrade_(
 ) -> None:
     """Create or upgrade the case database by running its migrations."""
     from sqlalchemy.exc import OperationalError
+
+    from fundtrail.cases.db import database_url, make_engine, redact, upgrade
 
     url = database_url(home)
     engine = make_engine(url)
@@ -47,6 +46,8 @@ def upgrade_(
 @handle_errors
 def current(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """The revision the case database is at, and the one this version needs."""
+    from fundtrail.cases.db import current_revision, database_url, head_revision, make_engine, redact
+
     url = database_url(home)
     engine = make_engine(url)
     try:
@@ -74,6 +75,9 @@ def agency_(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Show or set the agency (the requesting authority on letters; admins, or anyone on a new database)."""
+    from fundtrail.cases.context import open_operation
+    from fundtrail.cases.users import agency, agency_doc, set_agency
+
     changing = any(v is not None for v in (name, jurisdiction, address, email, phone))
     with open_operation(home, as_, user_required=False) as ctx:
         if changing:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,13 +13,15 @@ from fundtrail.cli.common import (
     HomeOpt,
     OutputFormat,
     Table,
+    chain_tables,
     console,
     handle_errors,
     print_json,
 )
-from fundtrail.scenarios.demo import DemoRun, btc, run_demo
 from fundtrail.scenarios.steps import DEFAULT_SEED, DEFAULT_SIZE, DemoStep, StepResult, StepStatus
-from fundtrail.scenarios.world import parse_size
+
+if TYPE_CHECKING:
+    from fundtrail.scenarios.demo import DemoRun
 
 _MARK = {
     StepStatus.DONE: "[green]done[/]",
@@ -46,6 +48,10 @@ def demo(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Build the demo world, run a sample investigation, and print where the ransom went."""
+    chain_tables()
+    from fundtrail.scenarios.demo import run_demo
+    from fundtrail.scenarios.world import parse_size
+
     parse_size(size)  # a bad size is bad input (exit 2), not a failed step
     human = fmt is OutputFormat.HUMAN
 
@@ -71,6 +77,8 @@ def demo(
 
 
 def _render(run: DemoRun) -> None:
+    from fundtrail.scenarios.demo import btc
+
     summary = run.summary
     console.print()
     if summary is None:

@@ -4,12 +4,23 @@ worlds."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fundtrail.cli.common import FormatOpt, OutputFormat, Table, console, handle_errors, print_json, progress
-from fundtrail.scenarios.evaluate import Evaluation, evaluate
+from fundtrail.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    Table,
+    chain_tables,
+    console,
+    handle_errors,
+    print_json,
+    progress,
+)
+
+if TYPE_CHECKING:
+    from fundtrail.scenarios.evaluate import Evaluation
 
 
 @handle_errors
@@ -40,6 +51,9 @@ def evaluate_command(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Generate worlds with ground truth and report precision and recall of FundTrail's heuristics."""
+    chain_tables()
+    from fundtrail.scenarios.evaluate import evaluate
+
     if cross_chain:
         from fundtrail.scenarios.crosschain import evaluate_cross_chain
 

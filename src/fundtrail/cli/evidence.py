@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from fundtrail.cases import evidence as service
-from fundtrail.cases.context import open_operation, open_reading
 from fundtrail.cli.case import AsOpt, emit
 from fundtrail.cli.common import (
     DEFAULT_HOME,
@@ -22,6 +20,9 @@ from fundtrail.cli.common import (
     print_json,
 )
 
+if TYPE_CHECKING:
+    from fundtrail.cases.evidence import EvidenceCheck
+
 app = typer.Typer(help="Evidence: signed BagIt packages and their chain of custody.", no_args_is_help=True)
 
 IdArg = Annotated[
@@ -29,7 +30,7 @@ IdArg = Annotated[
 ]
 
 
-def _fail(check: service.EvidenceCheck, fmt: OutputFormat) -> None:
+def _fail(check: EvidenceCheck, fmt: OutputFormat) -> None:
     """Print what differs and exit 1."""
     if fmt is OutputFormat.JSON:
         print_json(check.to_dict())
@@ -51,6 +52,9 @@ def show(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """An evidence item: hashes, signature, parameters and its chain of custody."""
+    from fundtrail.cases import evidence as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         doc = service.evidence_doc(service.show_evidence(ctx, evidence_id, reason=reason))
     if fmt is OutputFormat.JSON:
@@ -97,6 +101,9 @@ def verify(
     opened read-only. This is the one read of case data that is not audited (a check that wrote would
     change what it checks).
     """
+    from fundtrail.cases import evidence as service
+    from fundtrail.cases.context import open_reading
+
     del reason
     with open_reading(home, as_) as ctx:
         check = service.verify_evidence(ctx, evidence_id, public_keys=public_key or [])
@@ -122,6 +129,8 @@ def retrace(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Re-run the preserved trace on the chain store; exit 1 unless it reproduces the preserved one."""
+    from fundtrail.cases import evidence as service
+    from fundtrail.cases.context import open_operation
     from fundtrail.store import ChainStore
 
     with ChainStore.open_home(home, read_only=True) as store, open_operation(home, as_) as ctx:
@@ -157,6 +166,9 @@ def export(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Copy the package and its signature (OUT/<id>/, OUT/<id>.signature.json); verified first."""
+    from fundtrail.cases import evidence as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         path = service.export_evidence(ctx, evidence_id, out, reason=reason, recipient=to)
     emit(
@@ -184,6 +196,8 @@ def verify_package(
     --public-key; the public key written in the package's signature file is never trusted by itself.
     Reads only; the home's case database is not opened.
     """
+    from fundtrail.cases import evidence as service
+
     check = service.verify_package(folder, keys=service.trusted_keys(home, public_key or []))
     if not check.ok:
         _fail(check, fmt)
@@ -208,6 +222,9 @@ def amend(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Make a new version with changed title/description; the old version stays untouched."""
+    from fundtrail.cases import evidence as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         doc = service.evidence_doc(
             service.new_version(ctx, evidence_id, reason=reason, title=title, description=description)

@@ -14,24 +14,18 @@ from fundtrail.cli.common import (
     HomeOpt,
     OutputFormat,
     Table,
+    chain_tables,
     console,
     handle_errors,
     print_json,
 )
-from fundtrail.scenarios.exercises import (
-    DIFFICULTIES,
-    TYPOLOGIES,
-    board,
-    create_exercise,
-    hand_out,
-    list_exercises,
-    score_exercise,
-    submit_answer,
-    write_board_chart,
-)
 
 app = typer.Typer(help="Exercises: sealed truth, hand-outs, scored answers.", no_args_is_help=True)
 
+TYPOLOGIES = ("ransomware", "theft", "cross-chain")
+DIFFICULTIES = ("easy", "medium", "hard")
+"""The typologies and difficulties the option help names (those of fundtrail.scenarios.exercises, as
+tests/cli/test_startup.py checks), here so that `--help` need not import the exercise generator."""
 ExerciseArg = Annotated[str, typer.Argument(help="The exercise id (ex-001 ...).", show_default=False)]
 KeyOpt = Annotated[
     Path | None,
@@ -79,6 +73,9 @@ def create(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Generate a world for an exercise; its truth is sealed to this home's exercise owner key."""
+    chain_tables()
+    from fundtrail.scenarios.exercises import create_exercise
+
     ex = create_exercise(
         home,
         typology,
@@ -111,6 +108,8 @@ def create(
 @handle_errors
 def list_(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """The exercises of this home."""
+    from fundtrail.scenarios.exercises import list_exercises
+
     items = list_exercises(home)
     if fmt is OutputFormat.JSON:
         print_json([e.to_dict() for e in items])
@@ -141,6 +140,9 @@ def hand_out_command(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Write the chain data, the public tags and a README for trainees; never the truth."""
+    chain_tables()
+    from fundtrail.scenarios.exercises import hand_out
+
     written = hand_out(home, exercise, out, part=part)
     if fmt is OutputFormat.JSON:
         print_json([h.to_dict() for h in written])
@@ -163,6 +165,9 @@ def submit(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Check a team's answer and store it."""
+    chain_tables()
+    from fundtrail.scenarios.exercises import submit_answer
+
     s = submit_answer(home, exercise, team, answer, part=part)
     _audit(
         home,
@@ -194,6 +199,9 @@ def score(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Unseal the truth and score every submission."""
+    chain_tables()
+    from fundtrail.scenarios.exercises import score_exercise
+
     scores = score_exercise(home, exercise, key_file=key)
     _audit(home, as_, "exercise.score", exercise, {"submissions": len(scores)})
     if fmt is OutputFormat.JSON:
@@ -243,6 +251,9 @@ def board_command(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Every team's best score, as a table and a chart."""
+    chain_tables()
+    from fundtrail.scenarios.exercises import board, write_board_chart
+
     rows = board(home, exercise, key_file=key)
     charts = write_board_chart(rows, out) if out is not None else []
     if fmt is OutputFormat.JSON:

@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cases.context import open_operation
-from fundtrail.cases.ledger import entry_doc, list_entries, record_entry
 from fundtrail.cli.case import AsOpt, CaseArg, emit
 from fundtrail.cli.common import (
     DEFAULT_HOME,
@@ -46,6 +44,9 @@ def add(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Record an amount; --request or --court-order gives its legal basis (one is required)."""
+    from fundtrail.cases.context import open_operation
+    from fundtrail.cases.ledger import entry_doc, record_entry
+
     with open_operation(home, as_) as ctx:
         doc = entry_doc(
             record_entry(
@@ -78,6 +79,9 @@ def list_(
     number: CaseArg, home: HomeOpt = DEFAULT_HOME, as_: AsOpt = None, fmt: FormatOpt = OutputFormat.HUMAN
 ) -> None:
     """A case's ledger."""
+    from fundtrail.cases.context import open_operation
+    from fundtrail.cases.ledger import entry_doc, list_entries
+
     with open_operation(home, as_) as ctx:
         docs = [entry_doc(e) for e in list_entries(ctx, number)]
     if fmt is OutputFormat.JSON:

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.analysis import profile
 from fundtrail.cli.common import (
     DEFAULT_HOME,
     FormatOpt,
@@ -21,8 +20,6 @@ from fundtrail.cli.common import (
     print_json,
 )
 from fundtrail.cli.tags import render_risk_panel
-from fundtrail.store import ChainStore
-from fundtrail.store.lookups import transaction_detail
 
 ChainOpt = Annotated[str, typer.Option("--chain", "-c", help="Chain name (btc, ltc, eth ...).")]
 
@@ -38,6 +35,9 @@ def address(addr: Annotated[str, typer.Argument(help="The address to look up.")]
                                   ] = None) -> None:
     """Balance, received, sent, first/last seen and transaction count, cluster, tags, sanctions, exposure
     and risk with its evidence (the address profile, :mod:`fundtrail.analysis.profile`)."""
+    from fundtrail.analysis import profile
+    from fundtrail.store import ChainStore
+
     with ChainStore.open_home(home) as store:
         doc = profile.address_document(store, home, chain, addr, indicators_file=indicators)
     if fmt is OutputFormat.JSON:
@@ -60,6 +60,9 @@ def tx(txid: Annotated[str, typer.Argument(help="Transaction id (hash).")],
        chain: ChainOpt = "btc", home: HomeOpt = DEFAULT_HOME,
        fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """A transaction with its inputs and outputs, or transfers."""
+    from fundtrail.store import ChainStore
+    from fundtrail.store.lookups import transaction_detail
+
     with ChainStore.open_home(home) as store:
         doc = transaction_detail(store, chain, txid)
     if fmt is OutputFormat.JSON:

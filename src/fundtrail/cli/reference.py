@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import typer
@@ -11,7 +12,7 @@ import typer
 
 
 def _is_group(command: Any) -> bool:
-    return isinstance(getattr(command, "commands", None), dict)
+    return isinstance(getattr(command, "commands", None), Mapping)
 
 
 def _walk(command: Any, path: list[str]) -> list[tuple[list[str], Any]]:
@@ -22,15 +23,21 @@ def _walk(command: Any, path: list[str]) -> list[tuple[list[str], Any]]:
     return found
 
 
-def command_paths(app: typer.Typer) -> list[str]:
+def _root(app: Any) -> Any:
+    """The click command of ``app`` (a Typer application), or ``app`` itself when it is one already."""
+    return typer.main.get_command(app) if isinstance(app, typer.Typer) else app
+
+
+def command_paths(app: Any) -> list[str]:
     """Every command as it is typed, e.g. ``fundtrail case open``."""
-    root = typer.main.get_command(app)
+    root = _root(app)
     return [" ".join(["fundtrail", *p]) for p, _ in _walk(root, [])]
 
 
-def render_reference(app: typer.Typer) -> str:
-    """Markdown reference of every command with its arguments and options."""
-    root = typer.main.get_command(app)
+def render_reference(app: Any) -> str:
+    """Markdown reference of every command with its arguments and options (``app``: a Typer application
+    or its click command)."""
+    root = _root(app)
     lines = ["# Command reference", "",
              "Generated from the commands (`fundtrail docs cli > docs/cli.md`); a test checks it is current.",
              "All commands take `--home DIR` (default `$FUNDTRAIL_HOME`, else `./.fundtrail`); "
@@ -67,8 +74,8 @@ def register(root: typer.Typer) -> None:
     docs = typer.Typer(help="Generated documentation.", no_args_is_help=True)
 
     @docs.command("cli")
-    def cli_reference() -> None:
+    def cli_reference(ctx: typer.Context) -> None:
         """Print the command reference as Markdown."""
-        typer.echo(render_reference(root), nl=False)
+        typer.echo(render_reference(ctx.find_root().command), nl=False)
 
     root.add_typer(docs, name="docs")

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cases.context import open_operation
-from fundtrail.cases.ledger import recovery_report, write_chart
 from fundtrail.cli.case import AsOpt
 from fundtrail.cli.common import (
     DEFAULT_HOME,
@@ -36,6 +34,9 @@ def recovery(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Frozen, seized, forfeited and returned totals per chain, asset and jurisdiction, and a chart."""
+    from fundtrail.cases.context import open_operation
+    from fundtrail.cases.ledger import recovery_report, write_chart
+
     with open_operation(home, as_) as ctx:
         rows = recovery_report(ctx)
     charts = write_chart(rows, out) if out is not None else []

@@ -8,9 +8,6 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cases import requests as service
-from fundtrail.cases.context import open_operation
-from fundtrail.cases.letters import FORMATS, languages, render_letter
 from fundtrail.cli.case import AsOpt, CaseArg, ReasonOpt, emit
 from fundtrail.cli.common import (
     DEFAULT_HOME,
@@ -66,6 +63,9 @@ def draft(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Draft a request on a case (it then needs a supervisor's approval)."""
+    from fundtrail.cases import requests as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         req = service.draft_request(
             ctx,
@@ -98,6 +98,9 @@ def _transition(action: RequestAction):  # type: ignore[no-untyped-def]
         as_: AsOpt = None,
         fmt: FormatOpt = OutputFormat.HUMAN,
     ) -> None:
+        from fundtrail.cases import requests as service
+        from fundtrail.cases.context import open_operation
+
         with open_operation(home, as_) as ctx:
             doc = service.request_doc(service.transition(ctx, number, action, reason=reason, outcome=outcome))
         due = f"; answer due {doc['answer_due']}" if doc["answer_due"] else ""
@@ -125,6 +128,9 @@ def show(
     number: NumberArg, home: HomeOpt = DEFAULT_HOME, as_: AsOpt = None, fmt: FormatOpt = OutputFormat.HUMAN
 ) -> None:
     """A request with its history."""
+    from fundtrail.cases import requests as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         doc = service.request_doc(service.show_request(ctx, number))
     if fmt is OutputFormat.JSON:
@@ -152,6 +158,9 @@ def list_(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Requests within your reach."""
+    from fundtrail.cases import requests as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         docs = [service.request_doc(r) for r in service.list_requests(ctx, case=case, state=state)]
     if fmt is OutputFormat.JSON:
@@ -180,6 +189,9 @@ def due(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Overdue and due-soon deadlines: answers owed, holds of preservations and freezes running out."""
+    from fundtrail.cases import requests as service
+    from fundtrail.cases.context import open_operation
+
     with open_operation(home, as_) as ctx:
         items = [i.to_dict() for i in service.due_requests(ctx, within_days=within)]
     if fmt is OutputFormat.JSON:
@@ -220,6 +232,9 @@ def render(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Render the request's letter: DOCX to edit, PDF to send."""
+    from fundtrail.cases.context import open_operation
+    from fundtrail.cases.letters import FORMATS, render_letter
+
     with open_operation(home, as_) as ctx:
         paths = render_letter(ctx, number, out, formats=tuple(formats or FORMATS), language=language)
     emit(fmt, {"request": number, "files": [str(p) for p in paths]}, "\n".join(f"wrote {p}" for p in paths))
@@ -229,6 +244,9 @@ def render(
 @handle_errors
 def instruments(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """The governing instruments and their time limits (shipped, with HOME/deadlines.yaml over them)."""
+    from fundtrail.cases import requests as service
+    from fundtrail.cases.letters import languages
+
     book = service.deadline_book(home)
     docs = [r.to_dict() for r in book.rules.values()]
     if fmt is OutputFormat.JSON:

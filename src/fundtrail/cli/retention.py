@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cases.context import open_operation
-from fundtrail.cases.retention import apply_retention
 from fundtrail.cli.case import AsOpt, parse_date
 from fundtrail.cli.common import (
     DEFAULT_HOME,
@@ -16,11 +14,11 @@ from fundtrail.cli.common import (
     HomeOpt,
     OutputFormat,
     Table,
+    chain_tables,
     console,
     handle_errors,
     print_json,
 )
-from fundtrail.sharing.retention import retention_hook
 
 app = typer.Typer(help="Retention periods and legal holds.", no_args_is_help=True)
 
@@ -37,6 +35,11 @@ def apply(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Delete what has expired unless on legal hold (admins); each deletion is audited."""
+    chain_tables()
+    from fundtrail.cases.context import open_operation
+    from fundtrail.cases.retention import apply_retention
+    from fundtrail.sharing.retention import retention_hook
+
     day = parse_date(as_of, "--as-of")
     when = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
     with open_operation(home, as_) as ctx:

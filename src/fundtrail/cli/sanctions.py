@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,18 +22,13 @@ from fundtrail.cli.common import (
     progress,
 )
 from fundtrail.errors import InputError
-from fundtrail.intel.sanctions import (
-    DEFAULT_LIST_NAME,
-    SanctionHit,
-    check_address,
-    diff_lists,
-    import_lists,
-    list_files,
-    snapshots,
-    tron_address,
-)
-from fundtrail.intel.tagstore import canonical_or_given
-from fundtrail.store import ChainStore
+
+if TYPE_CHECKING:
+    from fundtrail.intel.sanctions import SanctionHit
+
+DEFAULT_LIST_NAME = "OFAC SDN"
+"""The list ``--list`` names by default (fundtrail.intel.sanctions.DEFAULT_LIST_NAME, as
+tests/cli/test_startup.py checks), here so that `--help` need not import the sanctions store."""
 
 app = typer.Typer(help="Sanctioned-address lists: import, check, diff.", no_args_is_help=True)
 
@@ -68,6 +63,9 @@ def import_(files: Annotated[list[Path], typer.Argument(
 
     All files are read and checked before anything is stored; one bad file stores none of them.
     """
+    from fundtrail.intel.sanctions import import_lists, list_files
+    from fundtrail.store import ChainStore
+
     day = _day(on, "--date")
     paths = list_files(files)
     with ChainStore.open_home(home) as store, progress("importing lists", total=len(paths)) as advance:
@@ -102,6 +100,9 @@ def _addresses_of(path: Path) -> list[str]:
 
 
 def _shown(chain: str, address: str) -> str:
+    from fundtrail.intel.sanctions import tron_address
+    from fundtrail.intel.tagstore import canonical_or_given
+
     if chain == "trx":
         return tron_address(address) or address.strip()
     return canonical_or_given(chain, address)
@@ -123,6 +124,9 @@ def check(addresses: Annotated[list[str] | None, typer.Argument(
     One address prints one document ({"chain", "address", "sanctioned", "matches"}); several addresses
     or --file print {"chain", "checked", "sanctioned", "results": [one document per address]}.
     """
+    from fundtrail.intel.sanctions import check_address
+    from fundtrail.store import ChainStore
+
     wanted = list(addresses or [])
     if file is not None:
         wanted += ([line.strip() for line in sys.stdin if line.strip() and not line.strip().startswith("#")]
@@ -172,6 +176,8 @@ def diff(old: Annotated[Path, typer.Argument(help="Older snapshot: a list file o
          new: Annotated[Path, typer.Argument(help="Newer snapshot: a list file or a folder of them.")],
          fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Addresses added to and removed from each asset's list between two snapshots."""
+    from fundtrail.intel.sanctions import diff_lists
+
     for p in (old, new):
         if not p.exists():
             raise InputError(f"{p}: no such file or folder")
@@ -195,6 +201,9 @@ def diff(old: Annotated[Path, typer.Argument(help="Older snapshot: a list file o
 @handle_errors
 def lists(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """The imported list snapshots."""
+    from fundtrail.intel.sanctions import snapshots
+    from fundtrail.store import ChainStore
+
     with ChainStore.open_home(home) as store:
         rows = snapshots(store)
     if fmt is OutputFormat.JSON:

@@ -8,11 +8,22 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cli.common import FormatOpt, OutputFormat, Table, console, handle_errors, print_json, progress
-from fundtrail.scenarios.world import SIZES, WorldConfig, generate_world
+from fundtrail.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    Table,
+    chain_tables,
+    console,
+    handle_errors,
+    print_json,
+    progress,
+)
 
 app = typer.Typer(help="Generated worlds with ground truth.", no_args_is_help=True)
 
+SIZES = ("small", "medium", "large")
+"""The named world sizes (those of fundtrail.scenarios.world.SIZES, as tests/cli/test_startup.py checks),
+here so that `--help` need not import the generator."""
 SizeOpt = Annotated[
     str, typer.Option("--size", "-s", help=f"{', '.join(SIZES)} or a number of transactions.")
 ]
@@ -32,6 +43,9 @@ def generate(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Generate a world: bitcoin-etl transactions, TagPacks with an ActorPack, and the ground truth."""
+    chain_tables()
+    from fundtrail.scenarios.world import WorldConfig, generate_world
+
     config = WorldConfig.for_size(size, seed, chain=chain, compress=gzip)
     total = 100 + config.active_blocks
     with progress(f"world seed {seed} ({config.size})", total=total) as advance:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fundtrail.cases.context import open_operation
 from fundtrail.cli.case import AsOpt, ReasonOpt, emit
 from fundtrail.cli.common import (
     DEFAULT_HOME,
@@ -21,13 +20,16 @@ from fundtrail.cli.common import (
     HomeOpt,
     OutputFormat,
     Table,
+    chain_tables,
     console,
     handle_errors,
     print_json,
 )
 from fundtrail.domain.sharing import PackageFormat
 from fundtrail.errors import FundTrailError
-from fundtrail.store import ChainStore
+
+if TYPE_CHECKING:
+    from fundtrail.store import ChainStore
 
 app = typer.Typer(
     help="Share case data with partner agencies (STIX, FtM, TagPacks, BagIt; TAXII; PSI).",
@@ -39,10 +41,16 @@ AgreementOpt = Annotated[str, typer.Option("--agreement", "-a", help="The sharin
 
 
 def _store_opener(home: Path) -> Any:
+    chain_tables()
+    from fundtrail.store import ChainStore
+
     return lambda: ChainStore.open_home(home)
 
 
 def _chain_store(home: Path) -> ChainStore | None:
+    chain_tables()
+    from fundtrail.store import ChainStore
+
     return ChainStore.open_home(home, read_only=True) if (Path(home) / "chain.duckdb").exists() else None
 
 
@@ -59,6 +67,7 @@ def export(
     output: Annotated[OutputFormat, typer.Option("--print", help="human or json.")] = OutputFormat.HUMAN,
 ) -> None:
     """Export a case as a signed package the agreement allows (refused, naming the clause, otherwise)."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.sharing.service import export_case
 
     store = _chain_store(home)
@@ -95,6 +104,7 @@ def import_(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Verify a package (signature, agreement, schema), then store it; a bad package stores nothing."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.sharing.service import import_package, read_package, record_rejection
 
     received, entered = None, False
@@ -127,6 +137,7 @@ def list_(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Packages sent and received, with their terms and provenance."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.sharing.service import list_packages, package_doc
 
     with open_operation(home, as_) as ctx:
@@ -160,6 +171,7 @@ def lookup(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """What partners sent about an address or transaction, with its provenance."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.domain.addresses import canonical_address
     from fundtrail.errors import InputError
     from fundtrail.sharing.service import find_shared
@@ -192,6 +204,7 @@ def retention(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Delete received packages whose partner's retention period ended (also run by `retention apply`)."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.sharing.retention import apply_retention
 
     with open_operation(home, as_, user_required=False) as ctx:
@@ -249,6 +262,7 @@ def publish(
 ) -> None:
     """Publish a case as a signed STIX package: in this agency's TAXII outbox for the partner, and to a TAXII
     collection when --taxii names one (both, or neither: a failed push publishes nothing)."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.sharing.service import export_case
     from fundtrail.sharing.taxii import publish as push
     from fundtrail.sharing.taxii_server import OUTBOX_TRANSPORT
@@ -320,6 +334,7 @@ def send(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Send a case as a signed STIX package straight to the partner's FundTrail (its API)."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.sharing.service import send_package
 
     store = _chain_store(home)
@@ -348,6 +363,7 @@ def deconflict(
 ) -> None:
     """Which of the case's addresses does the partner hold in its cases? (private set intersection: only
     the matches are learnt, with whom to call about them)"""
+    from fundtrail.cases.context import open_operation
     from fundtrail.sharing.psi import deconflict as run
 
     with open_operation(home, as_) as ctx:
@@ -382,6 +398,7 @@ def send_request(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Send an approved legal request to the partner's FundTrail; it is sent only if the partner took it."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.sharing.legal_requests import send_request as service
 
     with open_operation(home, as_) as ctx:
@@ -407,6 +424,7 @@ def inbox(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Requests received from partners, earliest deadline first."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.sharing.legal_requests import inbox_doc, list_inbox
 
     with open_operation(home, as_) as ctx:
@@ -438,6 +456,7 @@ def acknowledge(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Acknowledge a partner's request (the partner is told; if it cannot be, nothing changes)."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.sharing.legal_requests import acknowledge as service
     from fundtrail.sharing.legal_requests import inbox_doc
 
@@ -471,6 +490,7 @@ def answer(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Answer a partner's request with what was frozen (or refuse it); the partner's case is updated."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.errors import InputError
     from fundtrail.sharing.legal_requests import FrozenItem, inbox_doc
     from fundtrail.sharing.legal_requests import answer as service

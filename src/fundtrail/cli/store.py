@@ -17,7 +17,6 @@ from fundtrail.cli.common import (
     handle_errors,
     print_json,
 )
-from fundtrail.store import ChainStore
 
 app = typer.Typer(help="The chain store: summary, Parquet export and import.", no_args_is_help=True)
 
@@ -26,6 +25,8 @@ app = typer.Typer(help="The chain store: summary, Parquet export and import.", n
 @handle_errors
 def show(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Per chain: blocks, height range, transactions, outputs, inputs, transfers, addresses."""
+    from fundtrail.store import ChainStore
+
     with ChainStore.open_home(home) as store:
         rows = store.summary()
     if fmt is OutputFormat.JSON:
@@ -46,6 +47,8 @@ def show(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> N
 def export(directory: Annotated[Path, typer.Argument(help="Folder to write <table>.parquet into.")],
            home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Write every table of the chain store as Parquet."""
+    from fundtrail.store import ChainStore
+
     with ChainStore.open_home(home) as store:
         counts = store.export_parquet(directory)
     print_json(counts) if fmt is OutputFormat.JSON else console.print(counts)
@@ -56,6 +59,8 @@ def export(directory: Annotated[Path, typer.Argument(help="Folder to write <tabl
 def import_(directory: Annotated[Path, typer.Argument(help="Folder of a Parquet export.")],
             home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Load a Parquet export (blocks already stored are skipped)."""
+    from fundtrail.store import ChainStore
+
     with ChainStore.open_home(home) as store:
         counts = store.import_parquet(directory)
     print_json(counts) if fmt is OutputFormat.JSON else console.print(counts)

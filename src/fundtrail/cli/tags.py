@@ -21,16 +21,6 @@ from fundtrail.cli.common import (
     progress,
 )
 from fundtrail.errors import InputError
-from fundtrail.intel.etherscan import import_etherscan_labels, is_etherscan_file
-from fundtrail.intel.tagpacks import (
-    export_tagpacks,
-    import_actorpack,
-    import_tagpack,
-    is_actorpack,
-    tagpack_files,
-)
-from fundtrail.intel.tagstore import canonical_or_given, cluster_of, tagpack_summary, tags_for
-from fundtrail.store import ChainStore
 
 app = typer.Typer(help="Attribution tags: GraphSense TagPacks and Etherscan labels.", no_args_is_help=True)
 
@@ -39,6 +29,9 @@ ChainOpt = Annotated[str, typer.Option("--chain", "-c", help="Chain name (btc, l
 
 def _tag_files(files: list[Path]) -> tuple[list[Path], dict[Path, int]]:
     """The files to import, and per folder of TagPacks how many Etherscan-shaped files it leaves out."""
+    from fundtrail.intel.etherscan import is_etherscan_file
+    from fundtrail.intel.tagpacks import tagpack_files
+
     out: list[Path] = []
     skipped: dict[Path, int] = {}
     for given in files:
@@ -67,6 +60,10 @@ def import_(files: Annotated[list[Path], typer.Argument(
 
     A folder gives its TagPacks; a folder without TagPacks gives its Etherscan label files (.json, .csv).
     """
+    from fundtrail.intel.etherscan import import_etherscan_labels, is_etherscan_file
+    from fundtrail.intel.tagpacks import import_actorpack, import_tagpack, is_actorpack
+    from fundtrail.store import ChainStore
+
     paths, skipped = _tag_files(files)
     for folder, count in skipped.items():
         err_console.print(f"note: {folder}: {count} .json/.csv files left out: a folder of TagPacks gives "
@@ -119,6 +116,9 @@ def export(out: Annotated[Path, typer.Option("--out", "-o", help="Folder to writ
                          ] = "pack",
            home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Write the stored tags as TagPacks (importing them again gives the same tags)."""
+    from fundtrail.intel.tagpacks import export_tagpacks
+    from fundtrail.store import ChainStore
+
     with ChainStore.open_home(home) as store:
         written = export_tagpacks(store, out, chain=chain, by=by)
     if fmt is OutputFormat.JSON:
@@ -132,6 +132,9 @@ def export(out: Annotated[Path, typer.Option("--out", "-o", help="Folder to writ
 def show(address: Annotated[str, typer.Argument(help="The address.")], chain: ChainOpt = "btc",
          home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """The tags of an address, direct and through its cluster, with confidence and source."""
+    from fundtrail.intel.tagstore import canonical_or_given, cluster_of, tags_for
+    from fundtrail.store import ChainStore
+
     with ChainStore.open_home(home) as store:
         views = tags_for(store, chain, address)
         cluster = cluster_of(store, chain, address)
@@ -156,6 +159,9 @@ def show(address: Annotated[str, typer.Argument(help="The address.")], chain: Ch
 @handle_errors
 def packs(home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """The imported packs."""
+    from fundtrail.intel.tagstore import tagpack_summary
+    from fundtrail.store import ChainStore
+
     with ChainStore.open_home(home) as store:
         rows = tagpack_summary(store)
     if fmt is OutputFormat.JSON:

@@ -8,9 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from fundtrail.analysis.paths import find_paths
-from fundtrail.analysis.tracing import DEFAULT_MAX_HOPS, DEFAULT_MAX_STEPS, TraceParams, trace_funds
-from fundtrail.analysis.tracing.params import DEFAULT_MIN_CONFIDENCE
 from fundtrail.cli.common import (
     DEFAULT_HOME,
     FormatOpt,
@@ -24,7 +21,13 @@ from fundtrail.cli.common import (
 )
 from fundtrail.domain.taint import Direction, TaintPolicy
 from fundtrail.errors import InputError
-from fundtrail.store import ChainStore
+
+# The tracing defaults, as the options show them. They equal those of fundtrail.analysis.tracing.params
+# (tests/cli/test_startup.py checks it): repeated here so that `--help` need not import the tracer.
+DEFAULT_MAX_HOPS = 6
+DEFAULT_MAX_STEPS = 200
+DEFAULT_HUB_DEGREE = 500
+DEFAULT_MIN_CONFIDENCE = 0.5
 
 ChainOpt = Annotated[str, typer.Option("--chain", "-c", help="Chain name (btc, ltc, eth ...).")]
 MaxHopsOpt = Annotated[int, typer.Option(
@@ -76,11 +79,15 @@ def trace(seeds: SeedsArg, chain: ChainOpt = "btc", policy: PolicyOpt = TaintPol
           direction: DirectionOpt = Direction.FORWARD, max_hops: MaxHopsOpt = DEFAULT_MAX_HOPS,
           max_steps: MaxStepsOpt = DEFAULT_MAX_STEPS, min_value: MinValueOpt = 0,
           since: SinceOpt = None, until: UntilOpt = None, asset: AssetOpt = None,
-          stop_at_services: ServicesOpt = True, hub_degree: HubOpt = 500, follow_change: ChangeOpt = True,
+          stop_at_services: ServicesOpt = True, hub_degree: HubOpt = DEFAULT_HUB_DEGREE,
+          follow_change: ChangeOpt = True,
           conversions: ConversionsOpt = True, min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
           home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Trace funds from seeds with a taint policy: endpoints (services, CoinJoins, unspent) and flows,
     across swaps, bridges and pools onto other assets and chains."""
+    from fundtrail.analysis.tracing import TraceParams, trace_funds
+    from fundtrail.store import ChainStore
+
     params = TraceParams(direction=direction, policy=policy, max_hops=max_hops, max_steps=max_steps,
                          min_value=min_value, since=parse_time(since, "--since"),
                          until=parse_time(until, "--until"), asset=asset, stop_at_services=stop_at_services,
@@ -184,10 +191,14 @@ def path(source: Annotated[str, typer.Argument(help="The address funds leave.")]
          target: Annotated[str, typer.Argument(help="The address funds arrive at.")],
          chain: ChainOpt = "btc", max_hops: MaxHopsOpt = DEFAULT_MAX_HOPS,
          max_steps: MaxStepsOpt = DEFAULT_MAX_STEPS, min_value: MinValueOpt = 0,
-         since: SinceOpt = None, until: UntilOpt = None, hub_degree: HubOpt = 500,
+         since: SinceOpt = None, until: UntilOpt = None, hub_degree: HubOpt = DEFAULT_HUB_DEGREE,
          limit: Annotated[int, typer.Option("--limit", help="At most this many paths.")] = 10,
          home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Shortest value-carrying paths from one address to another (owner hops and steps)."""
+    from fundtrail.analysis.paths import find_paths
+    from fundtrail.analysis.tracing import TraceParams
+    from fundtrail.store import ChainStore
+
     params = TraceParams(max_hops=max_hops, max_steps=max_steps, min_value=min_value,
                          since=parse_time(since, "--since"), until=parse_time(until, "--until"),
                          hub_degree=hub_degree)

@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cases.context import open_operation
-from fundtrail.cases.users import add_user, list_users, user_doc
 from fundtrail.cli.case import AsOpt, emit
 from fundtrail.cli.common import (
     DEFAULT_HOME,
@@ -39,6 +37,9 @@ def add(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Add a user (admins; the first user of a new database must be an admin and needs no --as)."""
+    from fundtrail.cases.context import open_operation
+    from fundtrail.cases.users import add_user, user_doc
+
     with open_operation(home, as_, user_required=False) as ctx:
         doc = user_doc(add_user(ctx, username, name, role, unit, jurisdiction, email))
     emit(
@@ -53,6 +54,9 @@ def add(
 @handle_errors
 def list_(home: HomeOpt = DEFAULT_HOME, as_: AsOpt = None, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
     """Every user and their role."""
+    from fundtrail.cases.context import open_operation
+    from fundtrail.cases.users import list_users, user_doc
+
     with open_operation(home, as_) as ctx:
         docs = [user_doc(u) for u in list_users(ctx)]
     if fmt is OutputFormat.JSON:

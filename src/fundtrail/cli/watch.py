@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from fundtrail.cases.context import open_operation
 from fundtrail.cli.case import AsOpt, ReasonOpt, emit
 from fundtrail.cli.common import (
     DEFAULT_HOME,
@@ -62,6 +61,7 @@ def add(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Watch addresses, outputs, a trace's unspent endpoints or an evidence item's, or a cluster."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.cases.evidence import load_trace_file
     from fundtrail.watch.service import add_watch, watch_doc
 
@@ -99,6 +99,7 @@ def list_(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """The watches you may see."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.watch.service import list_watches, watch_doc
 
     with open_operation(home, as_) as ctx:
@@ -130,6 +131,7 @@ def remove(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Stop a watch (it stays listed with its alerts)."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.watch.service import remove_watch, watch_doc
 
     with open_operation(home, as_) as ctx:
@@ -162,6 +164,7 @@ def share(
     fmt: FormatOpt = OutputFormat.HUMAN,
 ) -> None:
     """Share a watch with a partner agency, which alerts when the funds reach a service in its country."""
+    from fundtrail.cases.context import open_operation
     from fundtrail.cli.share import _target
     from fundtrail.watch.service import watch_doc
     from fundtrail.watch.sharing import share_watch

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from fundtrail.domain.addresses import canonical_address
 from fundtrail.domain.chains import NATIVE_ASSET
 from fundtrail.errors import InputError
 
@@ -122,6 +121,8 @@ def normalise_txid(text: str) -> str:
 
 def parse_memo(text: str) -> Memo:
     """Parse a memo; raises InputError naming the problem (unknown chain, bad address, bad shape)."""
+    from fundtrail.domain.addresses import canonical_address  # numpy: not needed to list the kinds
+
     parts = text.strip().split(":")
     action = parts[0].strip().upper()
     if action == "OUT":

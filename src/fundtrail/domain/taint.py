@@ -28,10 +28,11 @@ from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 INT64_MAX = 2**63 - 1
 
@@ -108,6 +109,8 @@ def haircut_shares(tainted: int, whole: int, parts: Sequence[int]) -> tuple[int,
 
 def _exact_dtype(*bounds: int) -> type:
     """int64 when a product of the bounds fits, else Python ints (object arrays)."""
+    import numpy as np  # here, not at module level: the CLI imports this module for its enums only
+
     product = 1
     for b in bounds:
         product *= max(int(b), 1)
@@ -123,6 +126,8 @@ def haircut_shares_grouped(counts: npt.NDArray[np.int64], tainted: npt.NDArray[n
     one share per part; it equals the scalar rule group by group. Products that could overflow int64
     are computed on Python ints.
     """
+    import numpy as np
+
     counts = np.asarray(counts, dtype=np.int64)
     n_parts = int(counts.sum())
     if n_parts == 0:
