@@ -13,7 +13,6 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,10 +95,10 @@ class ChainStore:
         try:
             self.con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.IOException as error:
-            held = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", str(error))
+            held = service.holder(error)
             if held is None:
                 raise
-            raise StoreBusyError(self.path, f"PID {held.group(2)}, {Path(held.group(1)).name}") from None
+            raise StoreBusyError(self.path, held) from None
         if not read_only:
             _prepare(self.con)
 

@@ -531,7 +531,8 @@ _REGISTRY: dict[str, _Shared] = {}
 _REGISTRY_LOCK = threading.RLock()
 
 
-def _holder(error: duckdb.Error) -> str | None:
+def holder(error: duckdb.Error) -> str | None:
+    """The process a DuckDB lock error names ("PID n, file"), or None for other errors."""
     held = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", str(error))
     return None if held is None else f"PID {held.group(2)}, {Path(held.group(1)).name}"
 
@@ -542,7 +543,7 @@ def _open_file(path: str,
     try:
         con = duckdb.connect(path)
     except duckdb.IOException as error:
-        if _holder(error) is None:
+        if holder(error) is None:
             raise
         return None
     try:
@@ -577,7 +578,7 @@ def _attach(shared: _Shared, prepare: Callable[[duckdb.DuckDBPyConnection], None
         try:
             duckdb.connect(shared.path, read_only=True).close()
         except duckdb.IOException as error:
-            last_holder = _holder(error) or last_holder
+            last_holder = holder(error) or last_holder
         if time.monotonic() >= deadline:
             raise busy(last_holder)
         time.sleep(pause)
