@@ -10,7 +10,11 @@ RSS is the child's own ``ru_maxrss``):
 - bitcoin-etl JSON lines: the same shape of transactions in bitcoin-etl's export format (enriched inputs);
 - ethereum-etl CSV: native transfers and token transfers.
 Per reader: tx/s over the whole run, tx/s per slice (a tenth of the run, at least 1M at 10M) to show
-the rate is sustained as the store grows, peak RSS and store bytes per transaction. Baselines in the same
+the rate is sustained as the store grows, peak RSS (of the writing process, of the largest process
+reading ahead for it, and of the whole ingest: the largest sum of the RSS of the writing process and all
+its reading processes, sampled every 0.1 s; shared pages count once per process, so it errs high) and
+store bytes per transaction. ``--inputs DIR`` keeps the generated inputs for
+the next run. Baselines in the same
 run: a plain per-transaction loop inserting into SQLite (one ``execute`` per row, one commit), and DuckDB's
 own loader (``read_json`` + ``unnest`` of the JSON lines, ``read_csv`` of the CSVs) into plain tables.
 """
@@ -389,7 +393,9 @@ def child(kind: str, source: Path, store_path: Path, n_expected: int) -> None:
         raise SystemExit(f"unknown run {kind}")
     secs = time.perf_counter() - start
     size = sum(p.stat().st_size for p in store_path.parent.glob(store_path.name + "*"))
-    print(json.dumps({"txs": n, "secs": secs, "slices": slices, "bytes": size, "rss_mib": _peak_rss_mib()}))
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest reading process
+    print(json.dumps({"txs": n, "secs": secs, "slices": slices, "bytes": size, "rss_mib": _peak_rss_mib(),
+                      "worker_rss_mib": workers}))
 
 
 def _peak_rss_mib() -> float:
@@ -442,11 +448,47 @@ def grown_store(n_prefill: int, tmp: Path, batches: int = 4) -> list[tuple[str, 
     return out
 
 
+def _tree_rss_kib(root: int) -> int:
+    """The summed VmRSS of ``root`` and all its descendants now (KiB; 0 once it has gone)."""
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue  # the process ended meanwhile
+    return total
+
+
 def _measure(kind: str, source: Path, store_path: Path, n: int) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, str(source), str(store_path), str(n)],
-                         check=True, capture_output=True, text=True)
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    """Run one measurement in a child process; while it runs, the summed RSS of its whole process tree
+    (the writing process and its reading processes) is sampled every 0.1 s, and the largest sum kept."""
+    import threading
+
+    proc = subprocess.Popen([sys.executable, __file__, "--child", kind, str(source), str(store_path), str(n)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+    finished = threading.Event()
+
+    def sample() -> None:
+        while not finished.wait(0.1):
+            peak[0] = max(peak[0], _tree_rss_kib(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    finished.set()
+    sampler.join()
+    if proc.returncode:
+        raise SystemExit(f"{kind} failed (exit {proc.returncode}):\n{stderr}")
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     result["kind"] = kind
+    result["tree_rss_mib"] = peak[0] / 1024
     for p in store_path.parent.glob(store_path.name + "*"):
         p.unlink()
     return result
@@ -462,6 +504,8 @@ def main() -> None:
                         help="addresses and outputs already in the store for the write-path "
                              "comparison (0: skip)")
     parser.add_argument("--tmp", default=None, help="folder for inputs and stores (default: a temporary one)")
+    parser.add_argument("--inputs", default=None,
+                        help="folder keeping the generated inputs between runs (default: regenerated)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -480,25 +524,34 @@ def main() -> None:
         for n in sizes:
             for reader in readers:
                 t0 = time.perf_counter()
+                where = Path(args.inputs) if args.inputs else tmp
+                where.mkdir(parents=True, exist_ok=True)
                 if reader == "raw":
-                    source = tmp / f"blk{n}.dat"
-                    generate_raw_blocks(source, n)
+                    source = where / f"blk{n}.dat"
+                    make: Any = generate_raw_blocks
                     baselines = ["sqlite-raw"]
                 elif reader == "bitcoin-etl":
-                    source = tmp / f"transactions{n}.json"
-                    generate_bitcoin_etl(source, n)
+                    source = where / f"transactions{n}.json"
+                    make = generate_bitcoin_etl
                     baselines = ["sqlite-bitcoin-etl", "duckdb-bitcoin-etl"]
                 else:
-                    source = tmp / f"eth{n}"
-                    generate_ethereum_etl(source, n)
+                    source = where / f"eth{n}"
+                    make = generate_ethereum_etl
                     baselines = ["sqlite-ethereum-etl", "duckdb-ethereum-etl"]
-                console.print(f"{reader}: {n:,} txs generated in {time.perf_counter() - t0:.0f} s")
+                done_mark = where / f".{source.name}.done"
+                if not (args.inputs and done_mark.exists()):
+                    make(source, n)
+                    done_mark.touch()
+                    console.print(f"{reader}: {n:,} txs generated in {time.perf_counter() - t0:.0f} s")
                 for kind in [f"fundtrail-{reader}", *([] if args.no_baselines else baselines)]:
                     store = tmp / ("store.duckdb" if not kind.startswith("sqlite") else "store.sqlite")
                     result = _measure(kind, source, store, n)
                     console.print(f"  {kind}: {result['txs'] / result['secs']:,.0f} tx/s, "
-                                  f"{result['rss_mib']:,.0f} MiB", highlight=False)
+                                  f"{result['rss_mib']:,.0f} MiB writing process, "
+                                  f"{result['tree_rss_mib']:,.0f} MiB whole ingest", highlight=False)
                     results.append((reader, n, result))
+                if args.inputs:
+                    continue  # kept for the next run
                 if source.is_dir():
                     for p in source.iterdir():
                         p.unlink()
@@ -509,7 +562,7 @@ def main() -> None:
     table = Table(title="Ingest into the chain store (2 cores shared, 24 GiB): FundTrail and baselines, "
                         "same run")
     for col in ("reader", "txs", "run", "tx/s", "vs FundTrail", "tx/s per slice (min..max)", "peak RSS MiB",
-                "bytes/tx"):
+                "reader process MiB", "whole ingest MiB", "bytes/tx"):
         table.add_column(col, justify="left" if col in ("reader", "run") else "right")
     for reader, n, r in results:
         ours = next(x for rd, m, x in results
@@ -518,7 +571,10 @@ def main() -> None:
         slices = f"{min(r['slices']):,.0f}..{max(r['slices']):,.0f}" if r["slices"] else ""
         table.add_row(reader, f"{n:,}", r["kind"], f"{rate:,.0f}",
                       f"{(ours['secs'] / r['secs']):.2f}x" if r is not ours else "",
-                      slices, f"{r['rss_mib']:,.0f}", f"{r['bytes'] / max(r['txs'], 1):,.0f}")
+                      slices, f"{r['rss_mib']:,.0f}",
+                      f"{r['worker_rss_mib']:,.0f}" if r.get("worker_rss_mib") else "",
+                      f"{r['tree_rss_mib']:,.0f}",
+                      f"{r['bytes'] / max(r['txs'], 1):,.0f}")
     console.print(table)
     for reader, n, r in results:
         if r["slices"]:

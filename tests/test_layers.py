@@ -223,6 +223,7 @@ def test_errors_are_defined_in_errors_py_or_listed() -> None:
         ("audit/verifier.py", "BadInput"), ("scenarios/steps.py", "StepSkipped"),
         ("scenarios/ledger.py", "LedgerError"), ("chains/evm/rpc.py", "_ChunkChanged"),
         ("chains/bitcoin/raw.py", "_Malformed"), ("testing/rpc_replay.py", "RpcFault"),
+        ("chains/bitcoin/etl_arrow.py", "NotPlain"),
     }
     builtin = {"Exception", "ValueError", "RuntimeError", "LookupError", "KeyError", "TypeError"}
     found = set()

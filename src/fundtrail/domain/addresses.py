@@ -15,9 +15,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
-from Crypto.Hash import keccak
 
 from fundtrail.domain.chains import CHAINS, ChainParams, get_chain
 from fundtrail.domain.records import ScriptType
@@ -275,11 +275,11 @@ def _b58_rounds(length: int) -> int:
     return rounds
 
 
-def _b58encode_same_length(raws: list[bytes]) -> list[str]:
-    """Base58 of many byte strings of one length, as :func:`b58encode` would give each."""
-    n, length = len(raws), len(raws[0])
+def b58_matrix(raw: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Base58 of each row of an (n, length) byte matrix, computed together: the ASCII digits at a fixed
+    width, and per row where its text starts in them (leading zero bytes become ``1`` each)."""
+    n, length = raw.shape
     nlimb = (length + 3) // 4
-    raw = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(n, length)
     buf = np.zeros((n, nlimb * 4), dtype=np.uint8)
     buf[:, nlimb * 4 - length:] = raw
     limbs = buf.view(">u4").astype(np.uint64)  # big-endian 32-bit limbs, most significant first
@@ -308,9 +308,17 @@ def _b58encode_same_length(raws: list[bytes]) -> list[str]:
     nonzero_bytes = raw != 0
     zero_bytes = np.where(nonzero_bytes.any(axis=1), nonzero_bytes.argmax(axis=1), length)
     # Each leading zero byte is one "1"; the fixed width always has room for them (58 < 256).
+    return _B58_ALPHA[digits], zero_digits - zero_bytes
+
+
+def _b58encode_same_length(raws: list[bytes]) -> list[str]:
+    """Base58 of many byte strings of one length, as :func:`b58encode` would give each."""
+    n, length = len(raws), len(raws[0])
+    ascii_digits, start = b58_matrix(np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(n, length))
+    width = ascii_digits.shape[1]
     ends = np.arange(1, n + 1, dtype=np.int64) * width
-    starts = ends - width + zero_digits - zero_bytes
-    text = _B58_ALPHA[digits].tobytes().decode("ascii")
+    starts = ends - width + start
+    text = ascii_digits.tobytes().decode("ascii")
     return [text[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
@@ -438,6 +446,8 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 
 def keccak256(data: bytes) -> bytes:
     """Keccak-256 (the Ethereum hash, not SHA3-256)."""
+    from Crypto.Hash import keccak  # loaded when used (EVM checksums): ~30 ms that bitcoin work never needs
+
     return keccak.new(digest_bits=256, data=data).digest()
 
 

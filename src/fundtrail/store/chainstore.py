@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from fundtrail.chains.tables import UtxoTables, amount_array, tables_of
 from fundtrail.domain.records import AccountBatch, BlockRecord, LogColumns, PayloadColumns, UtxoBatch
 from fundtrail.errors import ChainConflictError, InputError, StoreBusyError
 from fundtrail.store import schema, service
-from fundtrail.store.interning import MAX_INDEXED, hashes_of, load_index
+from fundtrail.store.interning import hashes_of, load_index
 
 if TYPE_CHECKING:
     from fundtrail.store.interning import AddressIndex
@@ -44,8 +46,13 @@ RESOLVE_CHUNK = 1_000_000
 INGEST_CHECKPOINT = "256MB"
 """WAL size that triggers a checkpoint while ingesting (bounds the WAL and the memory it pins)."""
 
-INGEST_MEMORY = "1GB"
-"""DuckDB's memory limit while ingesting; larger joins spill to its temporary directory."""
+INGEST_MEMORY = "640MB"
+"""DuckDB's memory limit while ingesting; larger joins spill to its temporary directory, and blocks of the
+store it evicts are read back from the file. Sized with the other parts of an ingest, to stay under 2 GB
+whatever the input size: the writing process's interpreter and libraries (~250 MB), the address index
+(:data:`fundtrail.store.interning.MAX_INDEXED`, 480 MB at most), the reading processes (~220 MB each,
+their caches bounded by :data:`fundtrail.chains.bitcoin.etl_arrow.CACHE_BYTES`) and the items queued
+between them (:data:`fundtrail.chains.ahead.AHEAD_ITEMS`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +73,20 @@ def _prepare(con: duckdb.DuckDBPyConnection) -> None:
     """Settings and schema of a store opened for writing."""
     # A bounded write-ahead log: checkpoints every 256 MB keep memory and recovery time bounded.
     con.execute("SET checkpoint_threshold = '256MB'")
-    for stmt in schema.ddl():
+    # one catalog read instead of a statement per table: most opens find every table there already
+    existing = {str(r[0]) for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND NOT temporary").fetchall()}
+    for stmt in schema.ddl(existing):
         con.execute(stmt)
-    con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
-                [str(schema.SCHEMA_VERSION)])
+    versioned = "meta" in existing and con.execute(
+        "SELECT count(*) FROM meta WHERE key = 'schema_version'").fetchall()[0][0]
+    if not versioned:
+        con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                    [str(schema.SCHEMA_VERSION)])
 
 
-def _amount_array(values: list[int | None]) -> pa.Array:
-    """Exact integers as an Arrow column DuckDB casts to DECIMAL(38,0) without loss."""
-    try:
-        return pa.array(values, type=pa.int64())
-    except (OverflowError, pa.ArrowInvalid):  # beyond 64 bits: as text, cast exactly by DuckDB
-        pass
-    return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+_amount_array = amount_array
 
 
 class ChainStore:
@@ -257,17 +265,26 @@ class ChainStore:
 
     def _intern_lists(self, chain: str, columns: list[list[str | None]]
                       ) -> tuple[list[pa.Array], tuple[Any, ...] | None]:
+        """:meth:`_intern_arrays` of columns given as Python lists."""
+        return self._intern_arrays(chain, [pa.array(col, pa.string()) for col in columns])
+
+    def _intern_arrays(self, chain: str, columns: list[pa.Array]
+                       ) -> tuple[list[pa.Array], tuple[Any, ...] | None]:
         """Intern the addresses of ``columns`` (inside the caller's transaction); their ids as Arrow arrays.
 
         New addresses get the next free ids, column by column, each column's new ones in sorted order
         (as the SQL interning does). Returns the ids and what to add to the in-memory index once the
-        transaction commits (:meth:`_interned`).
+        transaction commits (:meth:`_interned`). Works on whole columns (hash, search, sort), with no
+        Python step per address.
         """
-        uniq = list({a for col in columns for a in col if a is not None})
-        ids: dict[str | None, int] = {}
+        import pyarrow.compute as pc  # loaded when writing: readers never need it
+
+        present = [col.drop_null() for col in columns]
+        if not any(len(col) for col in present):
+            return [pa.nulls(len(col), pa.int64()) for col in columns], None
+        uniq = pc.unique(pa.concat_arrays(present))
         pending: tuple[Any, ...] | None = None
         indexes = self._address_indexes()
-        index = indexes.get(chain)
         top = int(self.con.execute("SELECT coalesce(max(id), -1) FROM addresses WHERE chain = ?",
                                    [chain]).fetchall()[0][0])
         if chain not in indexes:
@@ -275,7 +292,7 @@ class ChainStore:
         index = indexes[chain]
         if index is not None and index.next_id != top + 1:  # another writer interned addresses
             index = indexes[chain] = load_index(self.con, chain)
-        if index is not None and uniq:
+        if index is not None:
             h1, h2 = hashes_of(self.con, uniq)
             found = index.lookup(h1, h2)
             if found is not None:
@@ -286,27 +303,32 @@ class ChainStore:
                 log.warning("%s: address hash collision; interning through SQL from now on", chain)
                 index = indexes[chain] = None
             else:
-                where = {a: i for i, a in enumerate(uniq)}
-                ids = {a: int(x) for a, x in zip(uniq, found.tolist(), strict=True) if x >= 0}
+                ids = found
                 next_id = top + 1
-                new_rows: list[str] = []
-                for col in columns:
-                    new = sorted({a for a in col if a is not None and a not in ids})
-                    for a in new:
-                        ids[a] = next_id
-                        next_id += 1
-                    new_rows += new
-                if new_rows:
-                    self._insert_addresses(chain, new_rows, top + 1)
-                    pos = np.array([where[a] for a in new_rows], dtype=np.int64)
-                    pending = (index, h1[pos], h2[pos], np.arange(top + 1, next_id, dtype=np.int64))
-        if index is None and uniq:
-            ids = self._intern_sql(chain, columns)
-        return [pa.array([ids.get(a) for a in col], pa.int64()) for col in columns], pending
+                new_at: list[np.ndarray[Any, Any]] = []
+                for col in present:
+                    col_uniq = pc.unique(col)
+                    at = np.asarray(pc.index_in(col_uniq, value_set=uniq), dtype=np.int64)
+                    fresh = ids[at] < 0
+                    if not fresh.any():
+                        continue
+                    at = at[fresh]
+                    at = at[np.asarray(pc.sort_indices(col_uniq.filter(pa.array(fresh))), dtype=np.int64)]
+                    ids[at] = np.arange(next_id, next_id + len(at), dtype=np.int64)
+                    next_id += len(at)
+                    new_at.append(at)
+                if new_at:
+                    at = np.concatenate(new_at)
+                    self._insert_addresses(chain, uniq.take(pa.array(at)), top + 1)
+                    pending = (index, h1[at], h2[at], np.arange(top + 1, next_id, dtype=np.int64))
+                id_array = pa.array(ids, pa.int64())
+                return [id_array.take(pc.index_in(col, value_set=uniq)) for col in columns], pending
+        by_address = self._intern_sql(chain, [col.to_pylist() for col in columns])
+        return [pa.array([by_address.get(a) for a in col.to_pylist()], pa.int64()) for col in columns], None
 
-    def _insert_addresses(self, chain: str, addresses: list[str], first_id: int) -> None:
-        tbl = pa.table({"id": pa.array(range(first_id, first_id + len(addresses)), pa.int64()),
-                        "address": pa.array(addresses, pa.string())})
+    def _insert_addresses(self, chain: str, addresses: pa.Array, first_id: int) -> None:
+        tbl = pa.table({"id": pa.array(np.arange(first_id, first_id + len(addresses), dtype=np.int64)),
+                        "address": addresses})
         self.con.register("_stage_addr", tbl)
         try:
             self.con.execute("INSERT INTO addresses SELECT $chain, id, address FROM _stage_addr",
@@ -339,7 +361,7 @@ class ChainStore:
         current = self._address_indexes().get(chain)
         if current is not None and current is index:
             current.add(h1, h2, ids)
-            if current.size > MAX_INDEXED:
+            if current.full:
                 self._address_indexes()[chain] = None
 
     def _insert_blocks(self, blocks: list[BlockRecord]) -> None:
@@ -397,64 +419,30 @@ class ChainStore:
             finally:
                 self.con.unregister("_stage_payloads")
 
-    def write_utxo_batch(self, batch: UtxoBatch) -> WriteResult:
+    def write_utxo_batch(self, batch: UtxoBatch | UtxoTables) -> WriteResult:
         """Write the batch's blocks that are not stored yet, in one transaction."""
-        chain = batch.chain
-        todo, skipped = self._blocks_to_write(chain, batch.blocks)
+        import pyarrow.compute as pc
+
+        tables = batch if isinstance(batch, UtxoTables) else tables_of(batch)
+        chain = tables.chain
+        todo, skipped = self._blocks_to_write(chain, tables.blocks)
         if not todo:
             return WriteResult(blocks_skipped=skipped)
-        all_heights = {b.height for b in batch.blocks}
-        height_of_tx = dict(zip(batch.tx_txid, batch.tx_height, strict=True))
-        tx_keep = None if todo == all_heights else [h in todo for h in batch.tx_height]
-        out_keep = None if tx_keep is None else [height_of_tx[t] in todo for t in batch.out_txid]
-        in_keep = None if tx_keep is None else [height_of_tx[t] in todo for t in batch.in_txid]
-
-        txs = self._select({
-            "txid": batch.tx_txid, "height": batch.tx_height, "time": batch.tx_time,
-            "tx_index": batch.tx_index, "fee": batch.tx_fee, "coinbase": batch.tx_coinbase,
-            "size": batch.tx_size, "vsize": batch.tx_vsize, "version": batch.tx_version,
-            "locktime": batch.tx_locktime, "segwit": batch.tx_segwit}, tx_keep)
-        outs = self._select({
-            "txid": batch.out_txid, "n": batch.out_n, "address": batch.out_address,
-            "value": batch.out_value, "script_type": batch.out_script_type}, out_keep)
-        ins = self._select({
-            "txid": batch.in_txid, "n": batch.in_n, "prev_txid": batch.in_prev_txid,
-            "prev_n": batch.in_prev_n, "sequence": batch.in_sequence, "address": batch.in_address,
-            "value": batch.in_value}, in_keep)
-        out_height = [height_of_tx[t] for t in outs["txid"]]
-        in_height = [height_of_tx[t] for t in ins["txid"]]
-
-        t_txs = pa.table({
-            "txid": pa.array(txs["txid"], pa.string()), "height": pa.array(txs["height"], pa.int64()),
-            "time": pa.array(txs["time"], pa.int64()), "tx_index": pa.array(txs["tx_index"], pa.int32()),
-            "fee": _amount_array(txs["fee"]), "coinbase": pa.array(txs["coinbase"], pa.bool_()),
-            "size": pa.array(txs["size"], pa.int32()), "vsize": pa.array(txs["vsize"], pa.int32()),
-            "version": pa.array(txs["version"], pa.int64()),
-            "locktime": pa.array(txs["locktime"], pa.int64()),
-            "segwit": pa.array(txs["segwit"], pa.bool_()),
-        })
-        blocks = [b for b in batch.blocks if b.height in todo]
+        t_txs, outs, ins = tables.txs, tables.outputs, tables.inputs
+        if todo != {b.height for b in tables.blocks}:
+            wanted = pa.array(sorted(todo), pa.int64())
+            t_txs, outs, ins = (t.filter(pc.is_in(t.column("height"), value_set=wanted))
+                                for t in (t_txs, outs, ins))
+        blocks = [b for b in tables.blocks if b.height in todo]
         lo, hi = min(todo), max(todo)
         con = self.con
         staged: list[str] = []
         con.execute("BEGIN TRANSACTION")
         try:
-            (out_ids, in_ids), pending = self._intern_lists(chain, [outs["address"], ins["address"]])
-            t_outs = pa.table({
-                "txid": pa.array(outs["txid"], pa.string()), "n": pa.array(outs["n"], pa.int32()),
-                "height": pa.array(out_height, pa.int64()), "address": pa.array(outs["address"], pa.string()),
-                "address_id": out_ids, "value": _amount_array(outs["value"]),
-                "script_type": pa.array(outs["script_type"], pa.string()),
-            })
-            t_ins = pa.table({
-                "txid": pa.array(ins["txid"], pa.string()), "n": pa.array(ins["n"], pa.int32()),
-                "height": pa.array(in_height, pa.int64()),
-                "prev_txid": pa.array(ins["prev_txid"], pa.string()),
-                "prev_n": pa.array(ins["prev_n"], pa.int32()),
-                "sequence": pa.array(ins["sequence"], pa.int64()),
-                "address": pa.array(ins["address"], pa.string()), "address_id": in_ids,
-                "value": _amount_array(ins["value"]),
-            })
+            (out_ids, in_ids), pending = self._intern_arrays(
+                chain, [_chunks_joined(outs.column("address")), _chunks_joined(ins.column("address"))])
+            t_outs = outs.append_column("address_id", out_ids)
+            t_ins = ins.append_column("address_id", in_ids)
             for name, table in (("_stage_txs", t_txs), ("_stage_outs", t_outs), ("_stage_ins", t_ins)):
                 con.register(name, table)
                 staged.append(name)
@@ -469,7 +457,7 @@ class ChainStore:
                 {"chain": chain})
             # Inputs spending outputs of this batch or of the last RESOLVE_WINDOW blocks are resolved as
             # they are written (a scan of only those heights); older ones at the end of the run.
-            unresolved = None in ins["value"]
+            unresolved = ins.column("value").null_count > 0
             if not unresolved:  # every input carries its spent output (an enriched export)
                 con.execute(
                     f"""INSERT INTO inputs SELECT $chain, txid, n, height, prev_txid, prev_n, sequence,
@@ -485,10 +473,10 @@ class ChainStore:
                             WHERE chain = $chain AND height BETWEEN $wlo AND $hi) o
                           ON i.value IS NULL AND o.txid = i.prev_txid AND o.n = i.prev_n""",
                     {"chain": chain, "wlo": lo - RESOLVE_WINDOW, "hi": hi})
-            if unresolved or any(f is None and not cb for f, cb in zip(txs["fee"], txs["coinbase"],
-                                                                           strict=True)):
+            fee_missing = pc.and_(pc.is_null(t_txs.column("fee")), pc.invert(t_txs.column("coinbase")))
+            if unresolved or pc.any(fee_missing).as_py():
                 self._fill_fees(chain, lo, hi)
-            self._insert_extras(chain, todo, None, batch.payloads)
+            self._insert_extras(chain, todo, None, tables.payloads)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -642,9 +630,9 @@ class ChainStore:
         self._interned(chain, pending)
         return WriteResult(blocks_written=len(blocks), blocks_skipped=skipped, txs_written=t_txs.num_rows)
 
-    def write_batch(self, batch: UtxoBatch | AccountBatch) -> WriteResult:
+    def write_batch(self, batch: UtxoBatch | UtxoTables | AccountBatch) -> WriteResult:
         """Write a batch of either kind."""
-        if isinstance(batch, UtxoBatch):
+        if isinstance(batch, UtxoBatch | UtxoTables):
             return self.write_utxo_batch(batch)
         return self.write_account_batch(batch)
 
@@ -756,6 +744,34 @@ class ChainStore:
                 WHERE EXISTS (SELECT 1 FROM _imp_new n WHERE n.chain = i.chain AND n.height = i.height)""")
         after = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
         return int(after[0] if after else 0) - int(before[0] if before else 0)
+
+
+def _chunks_joined(column: pa.ChunkedArray) -> pa.Array:
+    """A table column as one array."""
+    if column.num_chunks == 1:
+        return column.chunk(0)
+    return pa.concat_arrays(column.chunks) if column.num_chunks else pa.array([], column.type)
+
+
+def file_generation(path: str | Path) -> tuple[tuple[int, int, int] | None, ...]:
+    """A value that changes whenever a write to the store file at ``path`` commits, from any process.
+
+    DuckDB appends every committed write transaction to the file's write-ahead log (``<file>.wal``)
+    before the transaction's rows become visible, and a checkpoint moves the log into the file and
+    removes it: the inode, size and modification time of both files change with every commit, whichever
+    process or layer wrote (ingest, rollback, tag and sanctions imports, clustering ...). Reads, temporary
+    tables and rolled-back transactions leave them alone. Two ``stat`` calls, no query: cheap enough to
+    ask often. A value read before a snapshot is opened is never newer than that snapshot.
+    """
+    out: list[tuple[int, int, int] | None] = []
+    for name in (str(path), f"{path}.wal"):
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            out.append(None)
+        else:
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 def _sql_path(path: Path) -> str:

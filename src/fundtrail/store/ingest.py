@@ -6,13 +6,14 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from fundtrail.chains.tables import UtxoTables
 from fundtrail.domain.records import AccountBatch, UtxoBatch
 from fundtrail.domain.sources import BlockSource
 from fundtrail.store.chainstore import ChainStore, WriteResult
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[UtxoBatch | AccountBatch, WriteResult], None]
+ProgressFn = Callable[[UtxoBatch | UtxoTables | AccountBatch, WriteResult], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,7 @@ class IngestReport:
                 "inputs_resolved": self.inputs_resolved, "reorgs": self.reorgs, "notes": list(self.notes)}
 
 
-def ingest_batches(store: ChainStore, chain: str, batches: Iterable[UtxoBatch | AccountBatch],
+def ingest_batches(store: ChainStore, chain: str, batches: Iterable[UtxoBatch | UtxoTables | AccountBatch],
                    on_batch: ProgressFn | None = None) -> IngestReport:
     """Write every batch (each one transaction); blocks already stored are skipped.
 

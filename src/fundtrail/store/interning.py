@@ -1,15 +1,18 @@
 """Address interning without scanning the ``addresses`` table per batch.
 
 Each chain's interned addresses are indexed in memory by two independent 64-bit hashes of their text,
-computed by DuckDB (``hash(address)`` and ``hash(address || chr(1))``), with their ids: 24 bytes per
-address in sorted NumPy runs (merged like a binary counter, so adding is amortised O(log n) per address
-and a look-up is a vectorised binary search per run). A batch's distinct addresses are hashed in one
-query and looked up at once; only the new ones are inserted.
+computed by DuckDB (``hash(address)`` and ``hash(address || chr(1))``), with their ids: 16 bytes per
+address (the first hash, the low 32 bits of the second, the id as 32 bits) in sorted NumPy runs (merged
+like a binary counter, so adding is amortised O(log n) per address and a look-up is a vectorised binary
+search per run; runs stop merging at :data:`MAX_RUN` entries, and a merge builds one column at a time,
+so growing the index needs a few tens of MB more at most, not a second copy of it). A batch's distinct
+addresses are hashed in one query and looked up at once; only the new ones are inserted.
 
 Exactness: the first hash is kept unique in the index. A new address whose first hash is already taken,
 or whose first hash matches an entry whose second hash differs, is a 64-bit collision: the index is
 dropped for that chain and interning falls back to the SQL anti-join (exact, slower). A wrong id needs
-both 64-bit hashes of two different addresses to collide (about 2^-128 per pair).
+the first hash (64 bits) and the kept part of the second (32 bits) of two different addresses to collide
+(about 2^-96 per pair).
 
 The index is rebuilt from the table when the table's highest id is not the one the index expects (another
 writer interned addresses), and it stays below :data:`MAX_INDEXED` entries per chain (beyond that the
@@ -24,8 +27,17 @@ import numpy as np
 import pyarrow as pa
 
 MAX_INDEXED = 30_000_000
-"""Addresses per chain the in-memory index holds at most (24 bytes each: 720 MB, and as much again for a
-moment while its largest runs merge), so that an ingest stays within 2 GB beside DuckDB's own limit."""
+"""Addresses per chain the in-memory index holds at most (16 bytes each: 480 MB), so that an ingest stays
+within 2 GB beside DuckDB's own limit (:data:`fundtrail.store.chainstore.INGEST_MEMORY`)."""
+
+MAX_RUN = 4_000_000
+"""Entries beyond which runs are not merged (64 MB a run): a look-up searches a few more runs, and a merge
+never copies more than this."""
+
+MAX_ID = 2**31 - 1
+"""Ids the index holds (32 bits); a chain with higher ids interns through SQL."""
+
+_Run = list[np.ndarray[Any, Any]]
 
 HASHES_SQL = "hash({col}) AS h1, hash({col} || chr(1)) AS h2"
 
@@ -35,13 +47,18 @@ class AddressIndex:
 
     def __init__(self, h1: np.ndarray[Any, Any], h2: np.ndarray[Any, Any], ids: np.ndarray[Any, Any],
                  next_id: int) -> None:
-        self.runs: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
+        self.runs: list[_Run] = []
         self.size = 0
         self.next_id = next_id
         if len(h1):
-            order = np.argsort(h1, kind="stable")
-            self.runs.append((h1[order], h2[order], ids[order]))
+            self.runs.append(_sorted_run(h1, h2, ids))
             self.size = len(h1)
+
+    @property
+    def full(self) -> bool:
+        """Whether the index holds more than it may (:data:`MAX_INDEXED` entries, ids up to :data:`MAX_ID`):
+        the chain interns through SQL from then on."""
+        return self.size > MAX_INDEXED or self.next_id > MAX_ID
 
     @classmethod
     def build(cls, h1: np.ndarray[Any, Any], h2: np.ndarray[Any, Any], ids: np.ndarray[Any, Any],
@@ -56,6 +73,7 @@ class AddressIndex:
         """The id of each (h1, h2), -1 where the index has none; None when a first hash matches an entry
         whose second hash differs (a collision: the caller stops using the index)."""
         found = np.full(len(h1), -1, dtype=np.int64)
+        h2 = h2.astype(np.uint32)  # the kept low 32 bits
         for r1, r2, rid in self.runs:
             pos = np.searchsorted(r1, h1)
             pos[pos == len(r1)] = 0
@@ -72,20 +90,35 @@ class AddressIndex:
         """Add entries not in the index (their first hashes unique and absent: checked by the caller)."""
         if not len(h1):
             return
-        order = np.argsort(h1, kind="stable")
-        self.runs.append((h1[order], h2[order], ids[order]))
-        self.size += len(h1)
         self.next_id = max(self.next_id, int(ids.max()) + 1)
-        while len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
-            b1, b2, bid = self.runs.pop()
-            a1, a2, aid = self.runs.pop()
-            pos = np.searchsorted(a1, b1)
-            self.runs.append((np.insert(a1, pos, b1), np.insert(a2, pos, b2), np.insert(aid, pos, bid)))
+        if self.next_id > MAX_ID:  # the index is dropped by its user (see ``full``)
+            return
+        self.runs.append(_sorted_run(h1, h2, ids))
+        self.size += len(h1)
+        while (len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0])
+               and len(self.runs[-2][0]) + len(self.runs[-1][0]) <= MAX_RUN):
+            b = self.runs.pop()
+            a = self.runs.pop()
+            pos = np.searchsorted(a[0], b[0])
+            merged: _Run = []
+            for k in range(3):  # one column at a time: the old one is freed before the next is built
+                merged.append(np.insert(a[k], pos, b[k]))
+                a[k] = b[k] = np.zeros(0, dtype=merged[k].dtype)
+            self.runs.append(merged)
 
 
-def hashes_of(con: Any, addresses: list[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+def _sorted_run(h1: np.ndarray[Any, Any], h2: np.ndarray[Any, Any], ids: np.ndarray[Any, Any]) -> _Run:
+    """The entries as a run sorted by first hash, in the index's compact types."""
+    order = np.argsort(h1, kind="stable")
+    return [np.asarray(h1, dtype=np.uint64)[order], np.asarray(h2).astype(np.uint32)[order],
+            np.asarray(ids).astype(np.int32)[order]]
+
+
+def hashes_of(con: Any, addresses: list[str] | pa.Array
+              ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """The two hashes of each address, in order, computed by DuckDB."""
-    con.register("_intern_hash", pa.table({"a": pa.array(addresses, pa.string())}))
+    column = addresses if isinstance(addresses, pa.Array) else pa.array(addresses, pa.string())
+    con.register("_intern_hash", pa.table({"a": column}))
     try:
         got = con.execute(f"SELECT {HASHES_SQL.format(col='a')} FROM _intern_hash").fetchnumpy()
     finally:
@@ -98,7 +131,7 @@ def load_index(con: Any, chain: str) -> AddressIndex | None:
     row = con.execute("SELECT count(*), coalesce(max(id), -1) FROM addresses WHERE chain = ?",
                       [chain]).fetchall()[0]
     count, top = int(row[0]), int(row[1])
-    if count > MAX_INDEXED:
+    if count > MAX_INDEXED or top + 1 > MAX_ID:
         return None
     if not count:
         empty = np.zeros(0, dtype=np.uint64)

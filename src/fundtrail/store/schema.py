@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 SCHEMA_VERSION = 1
 
 AMOUNT = "DECIMAL(38,0)"
@@ -50,7 +52,7 @@ def register_table(name: str, columns: str) -> None:
     EXTRA_TABLES[name] = columns
 
 
-def ddl() -> list[str]:
-    """CREATE statements for every table, core and registered."""
+def ddl(existing: Collection[str] = ()) -> list[str]:
+    """CREATE statements for every table, core and registered (but those named in ``existing``)."""
     return [f"CREATE TABLE IF NOT EXISTS {name} ({cols})"
-            for name, cols in {**TABLES, **EXTRA_TABLES}.items()]
+            for name, cols in {**TABLES, **EXTRA_TABLES}.items() if name not in existing]

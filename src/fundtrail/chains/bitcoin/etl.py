@@ -26,13 +26,14 @@ import queue
 import sys
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
 import orjson
 
 from fundtrail.chains.ahead import AHEAD_MIN_BYTES
+from fundtrail.chains.tables import UtxoTables
 from fundtrail.domain.addresses import canonical_address
 from fundtrail.domain.amounts import MAX_AMOUNT, MAX_INT32, MAX_INT64, amount_problem, shown_number
 from fundtrail.domain.chains import ChainParams, get_chain
@@ -70,8 +71,10 @@ ETL_TYPES: dict[str, ScriptType] = {
 SHIELDED = "shielded"
 PLACEHOLDER_PREFIX = "nonstandard"
 
-_CACHE_LIMIT = 500_000
-"""Entries of each reader cache (scripts, addresses): bounded, cleared when full (~100 MB each)."""
+_CACHE_LIMIT = 150_000
+"""Entries of each reader cache (scripts, addresses): cleared when full. About 160 bytes an entry (a
+script's hex or an address with its canonical form, their string objects and the table's slot): ~24 MB
+each, as :data:`fundtrail.chains.bitcoin.etl_arrow.CACHE_BYTES`, so a reading process stays small."""
 
 
 class _Block:
@@ -482,7 +485,8 @@ def _required(row: dict[str, Any], key: str, kind: type, where: str) -> Any:
 
 
 def read_bitcoin_etl(paths: list[Path], chain: str, *, batch_size: int = 20_000,
-                     prefetch: bool = True, limits: InputLimits | None = None) -> Iterator[UtxoBatch]:
+                     prefetch: bool = True, limits: InputLimits | None = None,
+                     fast: bool | None = None) -> Iterator[UtxoBatch | UtxoTables]:
     """Batches of complete blocks from bitcoin-etl transactions JSON-lines files (plain or .gz).
 
     With ``prefetch`` the next batch is parsed while the caller writes this one: in a worker process
@@ -490,17 +494,32 @@ def read_bitcoin_etl(paths: list[Path], chain: str, *, batch_size: int = 20_000,
     (the store's database work runs outside the interpreter lock); at most one batch waits in between.
     Each file is read within ``limits`` (default: :func:`~fundtrail.limits.input_limits`, the
     environment's): decompressed size, blank lines and line length are bounded.
+
+    ``fast`` (default: for uncompressed files of ``AHEAD_MIN_BYTES`` or more) reads plain exports with
+    Arrow's JSON parser into :class:`~fundtrail.chains.tables.UtxoTables` (same rows, same batches; see
+    :mod:`fundtrail.chains.bitcoin.etl_arrow`); from the first batch that is not plain on, the exact
+    reader goes on, and names a bad line by file and line. Blank lines are not counted in uncompressed
+    files read this way (the bound is for decompressed streams).
     """
+    from fundtrail.chains.bitcoin.etl_arrow import plain_files
+
     files = [Path(p) for p in paths]
     bounds = limits or input_limits()
-    if prefetch and all(str(p) != STDIN and p.is_file() for p in files) and \
-            sum(p.stat().st_size for p in files) >= AHEAD_MIN_BYTES:
+    regular = all(str(p) != STDIN and p.is_file() for p in files)
+    large = regular and sum(p.stat().st_size for p in files) >= AHEAD_MIN_BYTES
+    use_fast = (large if fast is None else fast) and regular and plain_files(files, bounds)
+    batches: Iterator[UtxoBatch | UtxoTables]
+    read = _read_fast if use_fast else _read_batches
+    if use_fast and prefetch and large and len(files) == 1:
+        # two reading processes take alternate parts of the file while this one writes
+        batches = _read_in_two(files[0], chain, batch_size, bounds)
+    elif prefetch and large:
         from fundtrail.chains.ahead import read_ahead
 
         # parsed in a worker process while this one writes: two cores, no shared interpreter lock
-        batches = read_ahead(_read_batches, files, chain, batch_size, bounds)
+        batches = read_ahead(read, files, chain, batch_size, bounds)
     else:
-        batches = _read_batches(files, chain, batch_size, bounds)
+        batches = read(files, chain, batch_size, bounds)
         if prefetch:
             batches = _prefetched(batches)
     for number, batch in enumerate(batches, 1):
@@ -513,7 +532,72 @@ def read_bitcoin_etl(paths: list[Path], chain: str, *, batch_size: int = 20_000,
 _END = object()
 
 
-def _prefetched(source: Iterator[UtxoBatch]) -> Iterator[UtxoBatch]:
+def _read_fast(paths: list[Path], chain: str, batch_size: int, limits: InputLimits
+               ) -> Iterator[UtxoBatch | UtxoTables]:
+    """Arrow's reading of plain exports; from the first batch that is not plain on, the exact reader's
+    (it cuts the same batches, so the ones already handed out are skipped)."""
+    from fundtrail.chains.bitcoin.etl_arrow import NotPlain, read_tables
+
+    handed = 0
+    try:
+        for tables in read_tables(paths, chain, batch_size, limits):
+            yield tables
+            handed += 1
+        return
+    except NotPlain as exc:
+        log.info("bitcoin-etl: %s after %d batches; reading on with the exact reader", exc, handed)
+    for number, batch in enumerate(_read_batches(paths, chain, batch_size, limits)):
+        if number >= handed:
+            yield batch
+
+
+def _read_in_two(path: Path, chain: str, batch_size: int, limits: InputLimits
+                 ) -> Iterator[UtxoBatch | UtxoTables]:
+    """The file cut at block boundaries into parts read alternately by two worker processes (Arrow's
+    reading: :func:`~fundtrail.chains.bitcoin.etl_arrow.span_tables`), batches handed out in file order.
+
+    Batches are cut as the exact reader cuts them (:func:`~fundtrail.chains.bitcoin.etl_arrow.rebatched`).
+    When a part is not plain, or a block shows up in two parts, the exact reader reads the file again
+    and hands out its batches from the first one not handed out yet (it names the bad line).
+    """
+    from fundtrail.chains.ahead import read_ahead
+    from fundtrail.chains.bitcoin.etl_arrow import NotPlain, rebatched, span_tables, spans_of
+
+    spans = spans_of(path)
+    if spans is None or len(spans) < 2:
+        yield from read_ahead(_read_fast, [path], chain, batch_size, limits)
+        return
+    handed: set[int] = set()
+    workers: list[Generator[Any, None, None]] = [
+        read_ahead(span_tables, path, chain, limits, spans[k::2]) for k in (0, 1)]
+
+    def in_order() -> Iterator[UtxoTables]:
+        for number in range(len(spans)):
+            part: UtxoTables = next(workers[number % 2])
+            heights = [b.height for b in part.blocks]
+            if handed.intersection(heights) or len(set(heights)) != len(heights):
+                raise NotPlain("a block in two parts of the file")
+            handed.update(heights)
+            yield part
+
+    done: set[int] = set()
+    try:
+        for tables in rebatched(in_order(), batch_size):
+            yield tables
+            done.update(b.height for b in tables.blocks)
+        return
+    except NotPlain as exc:
+        log.info("bitcoin-etl: %s after %d blocks; reading on with the exact reader", exc, len(done))
+    finally:
+        for worker in workers:
+            worker.close()
+    # the same batches as the exact reader's: the ones handed out already are skipped
+    for batch in _read_batches([path], chain, batch_size, limits):
+        if not done.issuperset(b.height for b in batch.blocks):
+            yield batch
+
+
+def _prefetched(source: Iterator[Any]) -> Iterator[Any]:
     """Run ``source`` in a daemon thread, one item ahead; its exceptions are raised here."""
     handoff: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=1)
     stop = threading.Event()

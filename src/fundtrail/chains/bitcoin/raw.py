@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from fundtrail.chains.ahead import AHEAD_MIN_BYTES
+from fundtrail.chains.bitcoin.scripts_arrow import classify_raw_scripts
 from fundtrail.domain.chains import CHAINS, ChainParams, get_chain
 from fundtrail.domain.records import BlockRecord, PayloadKind, ScriptType, UtxoBatch
-from fundtrail.domain.scripts import classify_scripts, op_return_data
+from fundtrail.domain.scripts import op_return_data
 from fundtrail.errors import BlockValidationError, InputError, ParseError
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ HEADER_SIZE = 80
 MAX_BLOCK_BYTES = 32 * 1024 * 1024
 """Largest frame length accepted (Bitcoin Core's MAX_SIZE for a network message)."""
 
-DEFAULT_BATCH_TXS = 50_000
+DEFAULT_BATCH_TXS = 20_000
 """Transactions per batch of :func:`read_block_files` (a batch is cut at the next block boundary)."""
 
 MAX_PENDING_BLOCKS = 20_000
@@ -763,7 +764,7 @@ def _prepare(params: ChainParams, block: _ScannedBlock, source: str, where: str)
             add_prev(prev[::-1].hex())
             add_prev_n(prev_n)
             add_sequence(sequence)
-    types, addresses = classify_scripts(params, scripts)
+    types, addresses = classify_raw_scripts(params, scripts)
     p.tx_txid, p.tx_coinbase, p.tx_size, p.tx_vsize = tx_txid, tx_coinbase, tx_size, tx_vsize
     p.tx_version, p.tx_locktime, p.tx_segwit = tx_version, tx_locktime, tx_segwit
     p.out_txid, p.out_n, p.out_address, p.out_value = out_txid, out_n, addresses, out_value

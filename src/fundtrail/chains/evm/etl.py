@@ -176,10 +176,42 @@ class _Table:
 
     def value(self, line: int, row: Row, column: str, parse: Callable[[Any, str], Any]) -> Any:
         """``parse(row[column])``, with errors naming file, line and column."""
+        given = row.get(column)
+        if type(given) is str:
+            quick = _QUICK.get(parse)
+            if quick is not None and quick[0](given):  # the common spelling: the same result, sooner
+                return given if quick[1] is None else quick[1](given)
         try:
-            return parse(row.get(column), column)
+            return parse(given, column)
         except InputError as error:
             raise self.fail(line, f"column {column!r}: {_problem(error, column)}") from None
+
+
+def _hex_of(length: int) -> Callable[[str], bool]:
+    def check(text: str) -> bool:
+        return len(text) == length and text.startswith("0x") and _LOWER_HEX.issuperset(text[2:])
+    return check
+
+
+def _digits_up_to(width: int) -> Callable[[str], bool]:
+    def check(text: str) -> bool:
+        return len(text) <= width and text.isascii() and text.isdigit()
+    return check
+
+
+_LOWER_HEX = frozenset("0123456789abcdef")
+_QUICK: dict[Callable[[Any, str], Any], tuple[Callable[[str], bool], Callable[[str], Any] | None]] = {
+    parse_hash: (_hex_of(66), None),
+    parse_address: (_hex_of(42), None),
+    parse_optional_address: (_hex_of(42), None),
+    parse_height: (_digits_up_to(18), int),
+    parse_index: (_digits_up_to(9), int),
+    parse_amount: (_digits_up_to(38), int),
+    parse_quantity: (_digits_up_to(4_000), int),
+    parse_optional_quantity: (_digits_up_to(4_000), int),
+}
+"""Values in the spelling exports use (lower-case hex, plain decimal digits within the bound), which
+each parser would return as they are (hex) or as ``int`` (digits); other values take the parser."""
 
 
 def _problem(error: InputError, column: str) -> str:
@@ -380,8 +412,7 @@ def _add_block(batch: AccountBatch, tables: dict[str, _Table], line: int, row: R
 
     failed: set[str] = set()
     gas_prices: dict[str, int] = {}
-    for tline, trow in tx_rows:
-        txid = txt.value(tline, trow, "hash", parse_hash)
+    for (tline, trow), txid in zip(tx_rows, hashes, strict=True):
         index = index_of[txid]
         if txid in receipts:
             status, gas_used, effective, l1_fee, created = _receipt(tables["receipts"], *receipts[txid], "")
