@@ -19,11 +19,12 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import numpy as np
@@ -258,7 +259,8 @@ class UtxoGraph:
         arr = arr[(arr >= 0) & (arr < len(self.addr_text))]
         if len(arr) == 0:
             return {}
-        return dict(zip(arr.tolist(), self.addr_text.take(pa.array(arr)).to_pylist(), strict=True))
+        texts = take_texts(self.addr_text, arr)  # None for an id without an address, as before
+        return dict(zip(arr.tolist(), cast(list[str], texts), strict=True))
 
     def change_heuristic(self, row: int) -> str | None:
         """The change heuristic that marked an output (``change_outputs``), if any."""
@@ -304,8 +306,7 @@ class UtxoGraph:
         """Txids of transaction numbers."""
         if len(txs) == 0:
             return []
-        texts: list[str] = self.txid.take(pa.array(np.asarray(txs, dtype=np.int64))).to_pylist()
-        return texts
+        return take_texts(self.txid, np.asarray(txs, dtype=np.int64))  # type: ignore[return-value]
 
     def outputs_of(self, txs: np.ndarray) -> np.ndarray:
         """Output rows of the given transactions, transaction by transaction, in order."""
@@ -326,6 +327,38 @@ class UtxoGraph:
         if until is not None:
             ok &= t <= until
         return ok
+
+
+def take_texts(text: pa.Array, ids: np.ndarray) -> list[str | None]:
+    """The strings of a string array at positions ``ids`` (in range), as ``text.take(ids).to_pylist()``.
+
+    Arrow's ``take`` needs its compute module (~45 ms to import); a process that has not imported it
+    (a CLI trace) reads a few thousand strings straight from the array's offsets and bytes instead.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) == 0:
+        return []
+    if (text.null_count or len(ids) > _DIRECT_TEXTS or "pyarrow.compute" in sys.modules
+            or not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type))):
+        import pyarrow.compute  # noqa: F401  (Array.take needs it)
+
+        taken: list[str | None] = text.take(pa.array(ids)).to_pylist()
+        return taken
+    if int(ids.min()) < 0 or int(ids.max()) >= len(text):
+        raise IndexError("string position out of range")
+    buffers = text.buffers()
+    wide = pa.types.is_large_string(text.type)
+    offsets = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)[
+        text.offset:text.offset + len(text) + 1]
+    if buffers[2] is None:
+        return [""] * len(ids)
+    data = memoryview(buffers[2])
+    return [str(data[a:b], "utf-8") for a, b in zip(offsets[ids].tolist(), offsets[ids + 1].tolist(),
+                                                     strict=True)]
+
+
+_DIRECT_TEXTS = 4096
+"""The most strings :func:`take_texts` reads itself in a process without Arrow's compute module."""
 
 
 class _SortedTexts:

@@ -5,6 +5,14 @@ of its help, so that ``fundtrail --help`` and shell completion list the commands
 of them. A command's module is imported (and its ``register(app)`` run) when that command is invoked or
 its own help is asked for, so a command pays only for what it uses. tests/cli/test_startup.py checks
 that the table names exactly the commands the modules register, with the same help.
+
+Typer converts each option's value (given or default, ``--help`` included) through a pydantic
+``TypeAdapter`` that it builds on first use, which imports pydantic (~0.1 s) on every invocation.
+:func:`_install_quick_coercion` converts the values whose conversion is plain (a text, a whole number
+or a decimal written in digits, a choice, a path, lists of these) as Typer would, without pydantic, and
+hands anything else (and every value Typer would refuse, so that its error messages stay its own) to
+Typer's converter. tests/cli/test_coercion.py checks both give the same for every option of every
+command.
 """
 
 from __future__ import annotations
@@ -12,9 +20,12 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Iterator, MutableMapping
+import re
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from enum import Enum
+from pathlib import Path
+from typing import Any, NamedTuple, get_args, get_origin
 
 import typer
 from typer import _click
@@ -196,6 +207,120 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
     """FundTrail: trace funds, judge risk, act on cases, cooperate across borders."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+
+
+_NO = object()
+"""A value the quick conversion leaves to Typer's."""
+_WHOLE = re.compile(r"-?[0-9]{1,18}")
+_DECIMAL = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")
+
+
+class QuickCoercion:
+    """Typer's conversion of one parameter's values, without pydantic where the value is plain.
+
+    Quacks like Typer's ``RuntimeParam`` (``coerce``); Typer's own converter is built only for a value
+    this one leaves to it.
+    """
+
+    def __init__(self, descriptor: Any, full: Callable[[Any], Any]) -> None:
+        self.descriptor = descriptor
+        self.annotation = descriptor.annotation
+        self.parameter_info = descriptor.parameter_info
+        self._build_full = full
+        self._full: Any = None
+
+    def full(self) -> Any:
+        """Typer's own converter of this parameter."""
+        if self._full is None:
+            self._full = self._build_full(self.descriptor)
+        return self._full
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        """The value as Typer's converter gives it."""
+        multi = param.multiple or param.nargs == -1
+        if value is None:  # as Typer's RuntimeParam.coerce
+            return () if multi else None
+        if not (multi and isinstance(value, str)):
+            done = self._quick(value, param, ctx)
+            if done is not _NO:
+                return done
+        return self.full().coerce(value, param=param, ctx=ctx)
+
+    def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+        return self.full()._coerce_value(value, param=param, ctx=ctx)
+
+    def _quick(self, value: Any, param: Any, ctx: Any) -> Any:
+        annotation = self.annotation
+        if get_origin(annotation) is list:
+            (item,) = get_args(annotation) or (None,)
+            if item is None or not isinstance(value, list | tuple):
+                return _NO
+            items = [self._leaf(item, v, param, ctx) for v in value]
+            return _NO if any(i is _NO for i in items) else items
+        return self._leaf(annotation, value, param, ctx)
+
+    def _leaf(self, annotation: Any, value: Any, param: Any, ctx: Any) -> Any:
+        info = self.parameter_info
+        if getattr(info, "parser", None) is not None or not isinstance(annotation, type):
+            return _NO
+        if annotation is str:
+            return value if type(value) is str else _NO
+        if annotation is bool:
+            return value if type(value) is bool else _NO
+        if annotation is int or annotation is float:
+            return self._number(annotation, value)
+        if issubclass(annotation, Enum):
+            from typer._param_types import coerce_cli_choice
+
+            try:
+                return coerce_cli_choice(value, choices=list(annotation), case_sensitive=info.case_sensitive,
+                                         ctx=ctx)
+            except ValueError:
+                return _NO
+        if issubclass(annotation, Path) and getattr(info, "path_type", None) is None:
+            if type(value) is str and value and "\x00" not in value:
+                value = annotation(value)
+            if isinstance(value, annotation):
+                from typer._param_types import coerce_cli_path
+
+                return coerce_cli_path(value, info, path_type=annotation, param=param, ctx=ctx)
+        return _NO
+
+    def _number(self, annotation: type, value: Any) -> Any:
+        info = self.parameter_info
+        if getattr(info, "clamp", False):
+            return _NO
+        number: Any = _NO
+        if type(value) is annotation:
+            number = value
+        elif type(value) is str and (_WHOLE if annotation is int else _DECIMAL).fullmatch(value):
+            number = annotation(value)
+        if number is _NO:
+            return _NO
+        low, high = getattr(info, "min", None), getattr(info, "max", None)
+        if (low is not None and number < low) or (high is not None and number > high):
+            return _NO
+        return number
+
+
+def _install_quick_coercion() -> None:
+    """Make Typer build a :class:`QuickCoercion` where it would build its pydantic converter.
+
+    Does nothing with a Typer that converts values otherwise (the hook is not there)."""
+    from typer import core
+
+    full = getattr(core, "build_runtime_param", None)
+    if full is None or getattr(full, "quick", False):
+        return
+
+    def build(descriptor: Any) -> QuickCoercion:
+        return QuickCoercion(descriptor, full)
+
+    build.quick = True  # type: ignore[attr-defined]
+    setattr(core, "build_runtime_param", build)  # noqa: B010  (not a name Typer exports)
+
+
+_install_quick_coercion()
 
 
 def run() -> None:

@@ -42,25 +42,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from fundtrail.domain.addresses import canonical_address
 from fundtrail.domain.chains import CHAINS
 from fundtrail.errors import InputError, InputLimitError, InvalidAddressError, NotFoundError, ParseError
-from fundtrail.intel import attribution  # noqa: F401  (registers the ``tags`` table)
+from fundtrail.intel import tagtables  # noqa: F401  (registers the tag tables)
 from fundtrail.limits import ENV_VARS, InputLimits, input_limits, read_bounded
-from fundtrail.store import schema
 from fundtrail.store.chainstore import ChainStore
 
 log = logging.getLogger(__name__)
 
 TAXONOMY_DIR = Path(__file__).with_name("taxonomy")
 
-schema.register_table(
-    "tagpacks",
-    "uri VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, title VARCHAR, creator VARCHAR, header JSON, "
-    "tag_count INTEGER NOT NULL, sha256 VARCHAR, imported_at TIMESTAMP NOT NULL",
-)
-schema.register_table(
-    "actors",
-    "id VARCHAR NOT NULL, label VARCHAR, uri VARCHAR, categories VARCHAR[], jurisdictions VARCHAR[], "
-    "aliases VARCHAR[], lastmod VARCHAR, context JSON, actorpack VARCHAR NOT NULL",
-)
 
 PACK_ONLY_FIELDS = frozenset({"title", "creator", "description", "owner", "is_public", "tags"})
 """Header fields that describe the pack itself and are not inherited by its tags."""

@@ -17,7 +17,7 @@ from typing import Any
 from fundtrail.domain.addresses import canonical_address
 from fundtrail.domain.chains import CHAINS
 from fundtrail.errors import InvalidAddressError
-from fundtrail.intel import tagpacks  # noqa: F401  (registers the tag tables)
+from fundtrail.intel import tagtables  # noqa: F401  (registers the tag tables)
 from fundtrail.intel.attribution import Attribution
 from fundtrail.store.chainstore import ChainStore
 

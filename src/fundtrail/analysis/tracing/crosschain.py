@@ -21,17 +21,18 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fundtrail.analysis.conversions import conversions_into, pool_addresses
 from fundtrail.analysis.tracing.lists import TraceLists
 from fundtrail.analysis.tracing.params import TraceParams
 from fundtrail.analysis.tracing.result import Endpoint, Flow, TraceResult
 from fundtrail.analysis.tracing.seeds import Seed
 from fundtrail.domain.chains import get_chain
-from fundtrail.domain.conversions import Conversion
 from fundtrail.domain.taint import Direction
 from fundtrail.store.chainstore import ChainStore
+
+if TYPE_CHECKING:  # the conversion layer is imported when a trace reaches a conversion
+    from fundtrail.domain.conversions import Conversion
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class _Crossing:
             if self.lists is not None:
                 self.pools[chain] = set(self.lists.pools.get(chain, ()))
             else:
+                from fundtrail.analysis.conversions import pool_addresses
+
                 self.pools[chain] = pool_addresses(self.store, chain)
         return self.pools[chain]
 
@@ -95,6 +98,8 @@ class _Crossing:
         resting = {e.address for e in ends if e.address is not None and e.txid is None}
         found = []
         if self.lists is None or self.lists.reaches_conversion(chain, resting):
+            from fundtrail.analysis.conversions import conversions_into
+
             found = conversions_into(self.store, chain, resting, self.p.min_confidence)
         flows: list[Flow] | None = None
         if found or part.num != part.den or part.hop or part.step or part.chain != r.chain:

@@ -11,8 +11,6 @@ import weakref
 from dataclasses import dataclass
 
 from fundtrail.analysis.graph import Snapshot
-from fundtrail.domain.conversions import ConversionKind
-from fundtrail.intel.sanctions import is_evm
 from fundtrail.store.chainstore import ChainStore
 
 Key = tuple[str, str]
@@ -21,6 +19,8 @@ Key = tuple[str, str]
 
 def listing_key(chain: str, address: str) -> Key:
     """The key a sanctions listing of ``address`` on ``chain`` is matched by."""
+    from fundtrail.intel.sanctions import is_evm  # imported when a store holds lists
+
     if address.startswith(("0x", "0X")) or is_evm(chain):
         return "evm", address.lower()
     return chain, address
@@ -53,6 +53,8 @@ def trace_lists(store: ChainStore, snap: Snapshot) -> TraceLists:
     conversion_in: set[tuple[str, str]] = set()
     pools: dict[str, set[str]] = {}
     if {"in_chain", "in_address", "kind"} <= snap.catalog.get("conversions", set()):
+        from fundtrail.domain.conversions import ConversionKind
+
         for chain, address, kind in store.con.execute(
                 "SELECT DISTINCT in_chain, in_address, kind FROM conversions").fetchall():
             conversion_in.add((str(chain), str(address)))

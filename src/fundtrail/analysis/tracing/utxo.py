@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from fundtrail.analysis.graph import Snapshot, UtxoGraph, snapshot, utxo_graph
+from fundtrail.analysis.graph import Snapshot, UtxoGraph, snapshot, take_texts, utxo_graph
 from fundtrail.analysis.tracing.attribution import attribution_index
 from fundtrail.analysis.tracing.owners import RULE_EVIDENCE, RULE_NAMES, pays_a_funder, same_owner_rules
 from fundtrail.analysis.tracing.params import TraceParams
@@ -679,7 +678,7 @@ class UtxoTrace:
         g = self.g
         if g.addr_text is not None:
             ok = (ids >= 0) & (ids < len(g.addr_text))
-            taken = g.addr_text.take(pa.array(np.where(ok, ids, 0))).to_pylist()
+            taken = take_texts(g.addr_text, np.where(ok, ids, 0))
             return [t if k else None for t, k in zip(taken, ok.tolist(), strict=True)]
         texts = self._texts(ids.tolist())
         return [texts.get(int(i)) for i in ids.tolist()]
