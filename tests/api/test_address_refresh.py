@@ -1,26 +1,28 @@
-"""An address document past its bound is answered at once, stale, while one refresh computes it again."""
+"""After the chain store changed, concurrent look-ups of one address share one computation, and none of
+them is answered the document of before."""
 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from fundtrail.api.routers import chain as chain_router
 
 
-class Clock:
+class Probe:
+    """A store generation the test moves."""
+
     def __init__(self) -> None:
-        self.now = time.monotonic()
+        self.value = 1
 
-    def __call__(self) -> float:
-        return self.now
+    def __call__(self) -> int:
+        return self.value
 
 
-def test_a_stale_document_is_served_while_one_refresh_runs(agency, world, monkeypatch) -> None:
+def test_concurrent_look_ups_after_a_change_share_one_computation(agency, world, monkeypatch) -> None:
     cache = agency.app.state.fundtrail.address_cache
-    clock = Clock()
-    monkeypatch.setattr(cache, "_clock", clock)
+    probe = Probe()
+    cache.watch(probe)
     url, headers = f"/api/chains/btc/addresses/{world.G}", agency.headers("ana")
     first = agency.client.get(url, headers=headers)
     assert first.status_code == 200, first.text
@@ -28,20 +30,28 @@ def test_a_stale_document_is_served_while_one_refresh_runs(agency, world, monkey
     real = chain_router.address_document
     release, calls = threading.Event(), []
 
-    def slow_changed(*args: Any) -> dict[str, Any]:  # the chain moved on meanwhile: another document
+    def slow_changed(*args: Any) -> dict[str, Any]:  # the chain moved on: another document
         calls.append(args)
         release.wait(timeout=30)
         return {**real(*args), "received": "1"}
 
     monkeypatch.setattr(chain_router, "address_document", slow_changed)
-    clock.now += cache.seconds + 1  # past the bound, within the stale horizon
-    for _ in range(5):  # answered at once with the old document; one refresh only
-        again = agency.client.get(url, headers=headers)
-        assert again.status_code == 200 and again.json() == first.json()
-    assert len(calls) == 1
+    probe.value = 2
+    monkeypatch.setattr(cache, "seconds", 0.0)
+    answers: list[Any] = []
+
+    def one() -> None:
+        answers.append(agency.client.get(url, headers=headers))
+
+    threads = [threading.Thread(target=one) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    while not calls:  # the first look-up computes; the others find its computation and wait for it
+        threading.Event().wait(0.01)
+    threading.Event().wait(0.2)
     release.set()
-    deadline = time.monotonic() + 10
-    while agency.client.get(url, headers=headers).json()["received"] != "1":
-        assert time.monotonic() < deadline, "the refresh never replaced the document"
-        time.sleep(0.05)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [a.status_code for a in answers] == [200] * 5
+    assert {a.json()["received"] for a in answers} == {"1"}  # nobody got the document of before
     assert len(calls) == 1

@@ -1,4 +1,4 @@
-"""The service's document cache: least recently used out first, and nothing served past its bound."""
+"""The service's document cache: valid while the store's generation is, least recently used out first."""
 
 from __future__ import annotations
 
@@ -13,15 +13,28 @@ class Clock:
         return self.now
 
 
-def test_a_document_is_served_within_its_bound_and_recomputed_after() -> None:
-    clock = Clock()
-    cache = DocumentCache(size=10, seconds=2.0, clock=clock)
-    cache.put(("btc", "a"), b"old")
-    clock.now += 1.9
+class Probe:
+    def __init__(self) -> None:
+        self.value = 1
+        self.asked = 0
+
+    def __call__(self) -> int:
+        self.asked += 1
+        return self.value
+
+
+def test_a_document_is_served_while_the_store_is_unchanged_and_recomputed_after_a_change() -> None:
+    clock, probe = Clock(), Probe()
+    cache = DocumentCache(size=10, seconds=2.0, generation=probe, clock=clock)
+    cache.put(("btc", "a"), b"old", cache.current())
+    clock.now += 3600
     assert cache.get(("btc", "a")) == b"old"
-    clock.now += 0.2  # 2.1 s after it was computed: the chain may have moved on
+    probe.value += 1  # the chain moved on
+    clock.now += 1.9  # not looked yet
+    assert cache.get(("btc", "a")) == b"old"
+    clock.now += 0.2  # looked again: the document is not served any more
     assert cache.get(("btc", "a")) is None
-    cache.put(("btc", "a"), b"new")
+    cache.put(("btc", "a"), b"new", cache.current())
     assert cache.get(("btc", "a")) == b"new"
 
 
@@ -34,22 +47,25 @@ def test_the_least_recently_used_document_goes_first() -> None:
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
 
 
-def test_a_zero_bound_or_size_caches_nothing() -> None:
-    for cache in (DocumentCache(size=0), DocumentCache(size=10, seconds=0)):
-        cache.put("a", 1)
-        assert cache.get("a") is None
+def test_a_zero_size_caches_nothing_and_a_zero_interval_looks_at_every_look_up() -> None:
+    cache = DocumentCache(size=0)
+    cache.put("a", 1)
+    assert cache.get("a") is None
+    probe = Probe()
+    cache = DocumentCache(size=10, seconds=0, generation=probe, clock=Clock())
+    cache.put("a", 1, cache.current())
+    assert [cache.get("a") for _ in range(3)] == [1, 1, 1] and probe.asked == 4
+    probe.value += 1
+    assert cache.get("a") is None
 
 
-def test_a_stale_document_is_handed_out_while_one_refresh_runs() -> None:
-    clock = Clock()
-    cache = DocumentCache(size=10, seconds=2.0, stale_seconds=30.0, clock=clock)
-    cache.put("a", b"old")
-    clock.now += 5
-    assert cache.get("a") is None and cache.get_stale("a") == b"old"
-    assert cache.begin_refresh("a") and not cache.begin_refresh("a")  # one refresh at a time
-    cache.put("a", b"new")
-    cache.end_refresh("a")
-    assert cache.get("a") == b"new" and cache.begin_refresh("a")
-    cache.end_refresh("a")
-    clock.now += 33  # past the stale horizon too: nothing is handed out
-    assert cache.get_stale("a") is None and cache.get("a") is None
+def test_a_document_put_without_a_generation_takes_the_last_one_seen() -> None:
+    clock, probe = Clock(), Probe()
+    cache = DocumentCache(size=10, seconds=1.0, generation=probe, clock=clock)
+    cache.put("a", b"early")  # nothing seen yet: not kept (its generation is unknown)
+    assert cache.get("a") is None
+    cache.put("a", b"doc")
+    assert cache.get("a") == b"doc"
+    probe.value += 1
+    clock.now += 1.0
+    assert cache.get("a") is None

@@ -10,6 +10,7 @@ counterparties, tags and their sources.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -92,7 +93,28 @@ class CatalogueFile(BaseModel):
     indicators: list[IndicatorEntry]
 
 
+_CATALOGUES: dict[tuple[str, int, int, int], list[dict[str, Any]]] = {}
+"""Catalogue files read, by path and file identity (a changed file is read again)."""
+
+
 def _read_catalogue(path: Path) -> list[dict[str, Any]]:
+    """The entries of a catalogue file, parsed once per version of the file (every address document
+    loads the catalogue; parsing and validating it costs more than some of its checks)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return _parse_catalogue(path)  # reading it says what is wrong
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    entries = _CATALOGUES.get(key)
+    if entries is None:
+        entries = _parse_catalogue(path)
+        if len(_CATALOGUES) > 64:
+            _CATALOGUES.clear()
+        _CATALOGUES[key] = entries
+    return copy.deepcopy(entries)
+
+
+def _parse_catalogue(path: Path) -> list[dict[str, Any]]:
     try:
         document = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
     except yaml.YAMLError as exc:

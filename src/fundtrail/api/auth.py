@@ -15,8 +15,13 @@ lock of the database. The check reads without a write lock (a read-only connecti
 it never waits behind case writes. Once half the bound has passed, the next request still answers from
 memory and starts a check of every such token in the background (one query), so that busy tokens never
 expire from the cache under load; a token not checked again within the bound is checked on its next use.
-A revocation made by this process takes effect at once; one made by another worker process or the CLI
-takes effect within the bound (counted from the start of the check that last saw the token valid).
+A revocation made by this process takes effect at once, and so does one made by another worker of the
+same server: a revocation (sign-out, a revoked token, a password set, anything that calls
+:meth:`AuthService.forget`) appends a byte to :data:`REVOCATIONS` in the folder the server's workers
+share (``shared_folder``), and every worker compares that file's size with the one it last saw (one
+``os.stat``) before trusting its cache, emptying the cache when it grew; a check that began before the
+change is not kept. One made by the CLI takes effect within the bound (counted from the start of the
+check that last saw the token valid).
 ``last_used_at`` is written at most once per :data:`LAST_USED_EVERY` per token and process, off the
 request path.
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
 import threading
 import time
@@ -55,6 +61,8 @@ LAST_USED_EVERY = 60.0
 """Seconds between two writes of a token's ``last_used_at`` (per process)."""
 MAX_CACHED_TOKENS = 10_000
 CHECK_CHUNK = 500
+REVOCATIONS = "revocations"
+"""The file, in the workers' shared folder, that grows by one byte with every revocation."""
 
 def hash_token(token: str) -> str:
     """The SHA-256 hex digest under which a token is stored."""
@@ -241,6 +249,10 @@ class AuthService:
         self._used: dict[str, float] = {}  # token id -> when this process last wrote last_used_at
         self._pending_use: dict[str, datetime] = {}
         self._maintaining = False
+        self._epoch = 0  # bumped whenever the cache is emptied: checks begun before are not kept
+        shared = settings.shared_folder
+        self._revocations: Path | None = None if shared is None else Path(shared) / REVOCATIONS
+        self._revocations_seen = self._revocation_mark()
         self._reader = TokenReader(cases)
         self._throttle = _Throttle(settings.login_attempts, settings.login_pause_seconds)
         self._oidc: OidcVerifier | None = OidcVerifier(settings.oidc) if settings.oidc else None
@@ -261,8 +273,44 @@ class AuthService:
         """Seconds within which a revocation made elsewhere takes effect here."""
         return self.settings.token_cache_seconds
 
+    def _revocation_mark(self) -> tuple[int, int] | None:
+        """The revocations file's identity and size (None: no file, or no shared folder)."""
+        if self._revocations is None:
+            return None
+        try:
+            st = os.stat(self._revocations)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_size
+
+    def _follow_revocations(self) -> None:
+        """Empty the cache when another worker (or this one) revoked something since the last look."""
+        if self._revocations is None:
+            return
+        mark = self._revocation_mark()
+        if mark == self._revocations_seen:
+            return
+        with self._lock:
+            self._revocations_seen = mark
+            self._cache.clear()
+            self._epoch += 1
+
+    def _announce_revocation(self) -> None:
+        """Tell the server's other workers that something was revoked (after it was committed)."""
+        if self._revocations is None:
+            return
+        try:
+            fd = os.open(self._revocations, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, b"\n")
+            finally:
+                os.close(fd)
+        except OSError:  # the other workers still see it within the bound
+            log.exception("could not announce a revocation to the other workers")
+
     def cached_principal(self, token: str, *, via: str = "token") -> Principal | None:
         """The user of a token checked within the bound (no database), or None."""
+        self._follow_revocations()
         digest = hash_token(token)
         now = self.clock()
         wall = time.time()
@@ -290,9 +338,9 @@ class AuthService:
                 cached = self.cached_principal(token, via=via)
                 if cached is not None:
                     return cached
-                started = self.clock()
+                started, epoch = self.clock(), self._epoch
                 record = self._reader.read([digest]).get(digest)
-                self._store(digest, record, started)
+                self._store(digest, record, started, epoch)
         finally:
             with self._lock:
                 self._gates.pop(digest, None)
@@ -300,11 +348,14 @@ class AuthService:
             return None
         return replace(record.principal, via=via, token_id=record.token_id)
 
-    def _store(self, digest: str, record: TokenRecord | None, started: float) -> bool:
-        """Keep a check's result; True when a ``last_used_at`` write is due."""
+    def _store(self, digest: str, record: TokenRecord | None, started: float, epoch: int) -> bool:
+        """Keep a check's result (not when the cache was emptied since the check began, ``epoch``);
+        True when a ``last_used_at`` write is due."""
         with self._lock:
             if record is None:
                 self._cache.pop(digest, None)
+                return False
+            if epoch != self._epoch:  # a revocation since: this check may predate it
                 return False
             if len(self._cache) >= MAX_CACHED_TOKENS and digest not in self._cache:
                 self._cache.clear()
@@ -356,10 +407,10 @@ class AuthService:
             due = [d for d, c in self._cache.items() if c.used and now - c.checked >= self.bound / 2]
         if not due:
             return 0
-        started = self.clock()
+        started, epoch = self.clock(), self._epoch
         found = self._reader.read(due)
         for digest in due:
-            self._store(digest, found.get(digest), started)
+            self._store(digest, found.get(digest), started, epoch)
         return len(due)
 
     def flush_last_used(self) -> None:
@@ -369,13 +420,16 @@ class AuthService:
         self._reader.mark_used(pending)
 
     def forget(self, token_id: str | None = None) -> None:
-        """Drop cached token checks (one token's, or all) so that a revocation takes effect at once."""
+        """Drop cached token checks (one token's, or all) so that a revocation takes effect at once, here
+        and (through the revocations file) in the server's other workers."""
         with self._lock:
+            self._epoch += 1
             if token_id is None:
                 self._cache.clear()
-                return
-            for key in [k for k, v in self._cache.items() if v.token_id == token_id]:
-                del self._cache[key]
+            else:
+                for key in [k for k, v in self._cache.items() if v.token_id == token_id]:
+                    del self._cache[key]
+        self._announce_revocation()
 
     # ------------------------------------------------------------------ sign-in
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from fundtrail.api.documents import DocumentCache
+from fundtrail.api.documents import DocumentCache, home_generation
 from fundtrail.api.jobs import JobManager
 from fundtrail.api.stores import ChainAccess
 
@@ -39,19 +40,23 @@ class ApiSettings(BaseModel):
     job_workers: int = Field(default=2, ge=1, le=32)
     shared_folder: Path | None = Field(
         default=None, description="A folder the worker processes of one server share: finished background "
-                                  "jobs (so that any worker answers a poll) and the nonces of partners' "
-                                  "signed calls (so that no worker accepts a replay). None: one process.")
+                                  "jobs (so that any worker answers a poll), the nonces of partners' "
+                                  "signed calls (so that no worker accepts a replay) and the revocations "
+                                  "file (so that every worker forgets a revoked token at once). None: "
+                                  "one process.")
     token_cache_seconds: float = Field(default=5.0, ge=0, le=300,
                                        description="How long a checked token is trusted without asking "
                                                    "the database again: the bound within which a "
-                                                   "revocation made elsewhere (another worker, the CLI) "
-                                                   "takes effect.")
+                                                   "revocation made outside the server (the CLI) takes "
+                                                   "effect; one through any of its workers does at once.")
     address_cache_size: int = Field(default=4096, ge=0,
                                     description="Address documents kept in memory (0: none).")
-    document_cache_seconds: float = Field(default=2.0, ge=0, le=86400,
-                                          description="How long a computed address or transaction "
-                                                      "document is served from memory (the staleness "
-                                                      "bound while the chain store is written).")
+    document_cache_seconds: float = Field(default=0.5, ge=0, le=86400,
+                                          description="How often (at most) a worker looks whether the "
+                                                      "chain store changed: computed address and "
+                                                      "transaction documents are served from memory while "
+                                                      "it has not, and a change made by any process is "
+                                                      "seen within this time (0: at every look-up).")
     sqlite_wal: bool = Field(default=True, description="Put a SQLite case database in WAL mode "
                                                        "(commits without rewriting the database file).")
     password_time_cost: int = Field(default=3, ge=1, le=20, description="argon2id passes.")
@@ -77,6 +82,12 @@ class ApiState:
     transaction_cache: DocumentCache = field(default_factory=lambda: DocumentCache(16384))
     cases: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """The document caches' documents stay valid while the home's chain store has not changed."""
+        probe = functools.partial(home_generation, self.home)
+        self.address_cache.watch(probe)
+        self.transaction_cache.watch(probe)
 
     def close(self) -> None:
         """Release the chain store, the job pool and the case database."""

@@ -80,12 +80,13 @@ WorkersOpt = Annotated[int | None, typer.Option(
     help="Worker processes (granian); default one per core. uvicorn runs one.")]
 DocumentCacheOpt = Annotated[float, typer.Option(
     "--document-cache-seconds", min=0, max=86400,
-    help="How long a computed address or transaction document is served from memory; raise it when no "
-         "ingest or import writes to the chain store while the service runs.")]
+    help="How often (at most) a worker looks whether the chain store changed: computed address and "
+         "transaction documents are served from memory while it has not, and a write by any process "
+         "(ingest, import) is seen within this time.")]
 TokenCacheOpt = Annotated[float, typer.Option(
     "--token-cache-seconds", min=0, max=300,
     help="How long a checked token is trusted before the database is asked again: a revocation made "
-         "through another worker or the CLI takes effect within this time.")]
+         "through the CLI takes effect within this time (one through the API at once, on every worker).")]
 
 
 def serve(home: HomeOpt = DEFAULT_HOME, host: HostOpt = "127.0.0.1", port: PortOpt = 8000,
@@ -94,7 +95,7 @@ def serve(home: HomeOpt = DEFAULT_HOME, host: HostOpt = "127.0.0.1", port: PortO
           oidc_claim: ClaimOpt = "preferred_username", log_level: LogLevelOpt = "info",
           access_log: AccessLogOpt = True, server: ServerOpt = ServerKind.granian,
           workers: WorkersOpt = None, token_cache_seconds: TokenCacheOpt = 5.0,
-          document_cache_seconds: DocumentCacheOpt = 2.0) -> None:
+          document_cache_seconds: DocumentCacheOpt = 0.5) -> None:
     """Serve the API (OpenAPI at /openapi.json, docs at /docs) and the dashboard for the home."""
     from fundtrail.api.state import ApiSettings, OidcSettings
 

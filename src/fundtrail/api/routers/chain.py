@@ -6,8 +6,8 @@ Look-ups do not touch case data and are not audited; they need the ``chain:read`
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -67,42 +67,49 @@ def list_chains(request: Request, user: Reader, limit: Limit = 50, offset: Offse
 async def get_address(request: Request, chain: ChainPath, address: AddressPath, user: Reader) -> Any:
     """The ``fundtrail address`` document. Addresses with much activity may answer 202 with a job.
 
-    Computed documents are kept in memory for a short bound (the chain store may be written while the
-    service runs); a document past it is answered at once while one refresh computes it again.
+    Computed documents are kept in memory while the chain store (and the home's indicator catalogue)
+    has not changed since they were computed; a change made by any process is seen within
+    ``document_cache_seconds``. Concurrent look-ups of one address share one computation.
     """
     chain = _chain(chain)
     state = api_state(request)
     cache = state.address_cache
-    cached = cache.get((chain, address))
+    key = (chain, address)
+    generation = cache.current()  # before computing: a document is never tagged newer than it is
+    cached = cache.get(key, generation)
     if cached is not None:
         return Response(cached, media_type="application/json")
+    running = cache.pending(key, generation)
+    if running is not None:  # another request computes it: wait for that one (within the sync wait)
+        try:
+            body = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(running)),
+                                          state.settings.sync_seconds)
+        except Exception:  # noqa: BLE001 - slow or failed: compute (or fail) as a request of our own
+            pass
+        else:
+            return Response(body, media_type="application/json")
+    claim = cache.claim(key, generation)
 
     def work() -> dict[str, Any]:
-        with state.chain.store() as store, about_field("address", "path"):
-            doc = address_document(store, state.home, chain, address)
-        body = json_bytes(doc)
-        cache.put((chain, address), body)
-        cache.put((chain, doc["address"]), body)
+        try:
+            with state.chain.store() as store, about_field("address", "path"):
+                doc = address_document(store, state.home, chain, address)
+            body = json_bytes(doc)
+        except BaseException as error:
+            cache.settle(key, claim, error=error)
+            raise
+        cache.put(key, body, generation)
+        cache.put((chain, doc["address"]), body, generation)
+        cache.settle(key, claim, body)
         return doc
 
-    stale = cache.get_stale((chain, address))
-    if stale is not None:
-        if cache.begin_refresh((chain, address)):
-            def refresh() -> None:
-                try:
-                    work()
-                except Exception:  # noqa: BLE001 - the next request past the bound tries again
-                    log.warning("refreshing the %s address document failed", chain, exc_info=True)
-                finally:
-                    cache.end_refresh((chain, address))
-
-            threading.Thread(target=refresh, name="address-refresh", daemon=True).start()
-        return Response(stale, media_type="application/json")
-
-    answer = await run_in_threadpool(bounded, request, user, "address", work)
+    try:
+        answer = await run_in_threadpool(bounded, request, user, "address", work)
+    except Exception as error:
+        cache.settle(key, claim, error=error)  # the work did not run (no effect when it settled it)
+        raise
     if isinstance(answer, dict):
-        return Response(state.address_cache.get((chain, address)) or json_bytes(answer),
-                        media_type="application/json")
+        return Response(cache.get(key, generation) or json_bytes(answer), media_type="application/json")
     return answer
 
 
@@ -157,16 +164,17 @@ async def get_transaction(request: Request, chain: ChainPath, txid: TxidPath, us
     """Block, time, fee, inputs and outputs (UTXO) or transfers (account chains)."""
     chain = _chain(chain)
     state = api_state(request)
-    cached = state.transaction_cache.get((chain, txid))
+    generation = state.transaction_cache.current()
+    cached = state.transaction_cache.get((chain, txid), generation)
     if cached is None:
-        cached = await run_in_threadpool(_transaction, state, chain, txid)
+        cached = await run_in_threadpool(_transaction, state, chain, txid, generation)
     return Response(cached, media_type="application/json")
 
 
-def _transaction(state: Any, chain: str, txid: str) -> bytes:
+def _transaction(state: Any, chain: str, txid: str, generation: Any) -> bytes:
     with state.chain.store() as store, about_field("txid", "path"):
         body = json_bytes(transaction_detail(store, chain, txid))
-    state.transaction_cache.put((chain, txid), body)
+    state.transaction_cache.put((chain, txid), body, generation)
     return body
 
 
