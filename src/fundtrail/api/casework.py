@@ -4,15 +4,36 @@
 the routes need in the service's terms (principals, token records). Case operations themselves are the
 case layer's services, called with the acting user; this module only turns the service's user into a
 :class:`~fundtrail.api.access.Principal` and back.
+
+A change (:meth:`CaseWork.run`) is one write transaction with its audit records. A read
+(:meth:`CaseWork.read`) runs in a snapshot that takes no write lock, so that reads run side by side;
+its audit records are appended by the process's group commit (:class:`fundtrail.audit.batch.GroupCommit`:
+the records of every read waiting at that moment in one transaction with one signed tree head), and the
+read answers only once they are committed. Case documents are kept per process by case and by the case
+data's generation (:mod:`fundtrail.cases.generation`), which any change of case data by any process
+moves on, and which the audit records of reads leave as it is; every read still checks the user's role
+and reach of the case in its snapshot.
+
+The case read itself (``GET /cases/{number}``, :meth:`CaseWork.read_case`) goes further, as it is the
+busiest: what its checks need (the user's role, unit, jurisdiction and whether they are active; the
+case's unit, jurisdiction and assignees) and the encoded document are kept by the generation, so that a
+read asks the database only for the generation, checks the user's role and reach of the case with the
+case layer's rules (:func:`~fundtrail.domain.cases.check_permission`,
+:func:`~fundtrail.domain.cases.can_reach_case`) on what the database held at that generation, writes
+the same audit records as :func:`fundtrail.cases.cases.show_case` and the call's own through the group
+commit, and answers the kept bytes, all without a thread of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,19 +42,55 @@ from sqlalchemy import func, select, update
 
 from fundtrail.api.access import Principal
 from fundtrail.api.models import ApiCredential, ApiToken
-from fundtrail.cases.context import Context, operation
+from fundtrail.audit.batch import GroupCommit
+from fundtrail.audit.log import Entry
+from fundtrail.cases import generation
+from fundtrail.cases.context import Context, operation, snapshot_operation
 from fundtrail.cases.db import CaseDB
-from fundtrail.cases.models import User
+from fundtrail.cases.models import Assignment, Case, User
+from fundtrail.domain.cases import Action, CaseNumber, Role, can_reach_case, check_permission
 from fundtrail.errors import NotFoundError, PermissionDeniedError
 
 log = logging.getLogger(__name__)
 
 LAST_USED_EVERY = timedelta(minutes=1)
+GROUP_PAUSE = 0.001
+"""Seconds the audit writer waits after a group when more reads wait, so that the writer of another
+worker, waiting for the case database, takes its turn (the lock between processes is not fair)."""
+CASE_DOCUMENTS = 512
+"""Case documents kept per process (the least recently used go first)."""
 T = TypeVar("T")
 
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class _UserFacts:
+    """What the checks of a read need of the acting user, as of one generation."""
+
+    id: int
+    username: str
+    role: str
+    unit: str
+    jurisdiction: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class _CaseFacts:
+    """What the checks of a read need of a case, and its encoded document, as of one generation."""
+
+    number: str
+    unit: str
+    jurisdiction: str
+    assigned: frozenset[int]
+    body: bytes
+
+
+_Loaded = tuple[int | None, _UserFacts | None, _CaseFacts | None]
+"""A generation and the user's and case's facts read at it."""
 
 
 def principal_of(user: User) -> Principal:
@@ -61,6 +118,12 @@ class CaseWork:
         # some of them under load; every case operation writes (its audit record), so the service queues
         # them itself. PostgreSQL serialises only what conflicts (the audit chain head).
         self._one_writer = threading.Lock() if db.engine.dialect.name == "sqlite" else None
+        self.audit_writer = GroupCommit(db, self._writer, data_generation=generation.current,
+                                        pause=GROUP_PAUSE if self._one_writer is not None else 0.0)
+        self._documents: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        self._documents_guard = threading.Lock()
+        self._facts: OrderedDict[tuple[str, str, int], _UserFacts | _CaseFacts] = OrderedDict()
+        self._loading: dict[tuple[int, str, str], asyncio.Future[Any]] = {}
 
     @classmethod
     def open(cls, home: Path, url: str | None = None, *, wal: bool = False) -> CaseWork:
@@ -75,6 +138,8 @@ class CaseWork:
                 log.info("case database journal mode: %s", mode[0] if mode else "?")
             finally:
                 raw.close()
+            if mode and str(mode[0]).lower() == "wal":
+                db.checkpoint_apart()  # audit group commits never wait for a checkpoint
         return cls(db)
 
     @contextmanager
@@ -86,7 +151,8 @@ class CaseWork:
             yield
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Write the audit records still queued, then release the database connections."""
+        self.audit_writer.close()
         self.db.close()
 
     # ------------------------------------------------------------------ users
@@ -239,6 +305,157 @@ class CaseWork:
             self._refused(principal, call, error)
             raise
 
+    def read(self, principal: Principal, call: CaseCall, work: Callable[[Context], T]) -> T:
+        """Run ``work`` as one read of ``principal`` in a snapshot (:func:`snapshot_operation`) and
+        return its result once its audit records are committed.
+
+        The records ``work`` makes (``ctx.audit``) and the call's own (``api.<operation id>``, with the
+        reason) go to the group commit; when they cannot be written the call fails with that error and
+        its result is dropped. ``work`` must not write: the snapshot refuses writes. A refused call is
+        recorded as ``api.refused``, as by :meth:`run`.
+        """
+        try:
+            with snapshot_operation(self.db, principal.username) as ctx:
+                result = work(ctx)
+                entries = ctx.deferred or []
+                entries.append(Entry(ctx.actor, f"api.{call.operation_id}", "api", call.path, call.case,
+                                     call.reason, call.details(), ctx.now))
+        except (NotFoundError, PermissionDeniedError) as error:
+            self._refused(principal, call, error)
+            raise
+        self.audit_writer.commit(entries)
+        return result
+
+    def case_document(self, ctx: Context, case: Any) -> dict[str, Any]:
+        """The document of ``case`` (:func:`fundtrail.cases.cases.case_doc`), kept between reads while
+        the case data's generation stays the same. Only reads keep documents (a change builds it from
+        what its own transaction sees). The document is shared: callers must not change it."""
+        from fundtrail.cases.cases import case_doc
+
+        if ctx.deferred is None:
+            return case_doc(ctx, case)
+        current = generation.current(ctx.session)
+        if current is None:
+            return case_doc(ctx, case)
+        key = (case.number, current)
+        with self._documents_guard:
+            doc = self._documents.get(key)
+            if doc is not None:
+                self._documents.move_to_end(key)
+                return doc
+        doc = case_doc(ctx, case)
+        with self._documents_guard:
+            self._documents[key] = doc
+            while len(self._documents) > CASE_DOCUMENTS:
+                self._documents.popitem(last=False)
+        return doc
+
+    async def read_case(self, principal: Principal, call: CaseCall, number: str, reason: str | None) -> bytes:
+        """The document of case ``number`` as JSON (as ``GET /cases/{number}`` answers it), once the audit
+        records of the read are committed: ``case.read`` (as :func:`fundtrail.cases.cases.show_case`
+        writes it) and the call's own. Refused reads are recorded as by :meth:`run`.
+
+        The user's and the case's facts are those kept for the generation the newest group commit saw
+        (or read in a snapshot when none are kept); the records go to the group commit with that
+        generation, and are written only if the case data is still at it in the writing transaction.
+        When it has moved on, the read is made again in a snapshot and answered once its records are
+        written, as every other read is. A refusal on kept facts is confirmed in a snapshot first.
+        """
+        from starlette.concurrency import run_in_threadpool
+
+        username = principal.username
+        try:
+            check_permission(username, Role(principal.role), Action.READ_CASE)
+            key = str(CaseNumber.parse(number))  # a malformed number is bad input, as in show_case
+            seen = self.audit_writer.generation
+            user, case = self._kept(username, key, seen)
+            fresh = False
+            if user is None or case is None:  # one load for every read that misses them at once
+                (seen, user, case), fresh = await self._load_once(username, key)
+            refusal = _refusal(username, key, user, case)
+            if refusal is not None and not fresh:  # kept facts may lag: refuse on what is stored now
+                seen, user, case = await run_in_threadpool(self._load_facts, username, key)
+                fresh, refusal = True, _refusal(username, key, user, case)
+            while True:
+                if refusal is not None:
+                    raise refusal
+                assert user is not None and case is not None
+                now = datetime.now(UTC)
+                entries = [Entry(user.username, "case.read", "case", case.number, case.number, reason, None,
+                                 now),
+                           Entry(user.username, f"api.{call.operation_id}", "api", call.path, call.case,
+                                 call.reason, call.details(), now)]
+                if await self.audit_writer.commit_async(entries, generation=None if fresh else seen):
+                    return case.body
+                # the case data changed since the kept facts: read again, as a snapshot read
+                seen, user, case = await run_in_threadpool(self._load_facts, username, key)
+                fresh, refusal = True, _refusal(username, key, user, case)
+        except (NotFoundError, PermissionDeniedError) as error:
+            await run_in_threadpool(self._refused, principal, call, error)
+            raise
+
+    async def _load_once(self, username: str, number: str) -> tuple[_Loaded, bool]:
+        """:meth:`_load_facts` in the thread pool, once for all the reads of this event loop that ask at
+        the same time; True when this read made the snapshot itself (the others' snapshot may have begun
+        before they came, so their records are written only at its generation)."""
+        from starlette.concurrency import run_in_threadpool
+
+        loop = asyncio.get_running_loop()
+        key = (id(loop), username, number)
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending), False
+        loading: asyncio.Future[_Loaded] = loop.create_future()
+        self._loading[key] = loading
+        try:
+            result = await run_in_threadpool(self._load_facts, username, number)
+            loading.set_result(result)
+            return result, True
+        except BaseException as error:
+            loading.set_exception(error)
+            loading.exception()  # retrieved: waiters, if any, raise it too
+            raise
+        finally:
+            self._loading.pop(key, None)
+
+    def _kept(self, username: str, number: str, current: int | None
+              ) -> tuple[_UserFacts | None, _CaseFacts | None]:
+        """The user's and the case's facts kept for generation ``current`` (None where none are)."""
+        if current is None:
+            return None, None
+        with self._documents_guard:
+            user = self._facts.get(("user", username, current))
+            case = self._facts.get(("case", number, current))
+        return (user if isinstance(user, _UserFacts) else None,
+                case if isinstance(case, _CaseFacts) else None)
+
+    def _load_facts(self, username: str, number: str
+                    ) -> tuple[int | None, _UserFacts | None, _CaseFacts | None]:
+        """The generation, the user's and the case's facts, read in one snapshot; kept by the generation."""
+        from fundtrail.cases.cases import case_doc
+
+        with self.db.snapshot() as session:
+            current = generation.current(session)
+            user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+            found = session.execute(select(Case).where(Case.number == number)).scalar_one_or_none()
+            user_facts = None if user is None else _UserFacts(user.id, user.username, user.role, user.unit,
+                                                                user.jurisdiction, user.active)
+            case_facts = None
+            if found is not None:
+                assigned = frozenset(session.execute(
+                    select(Assignment.user_id).where(Assignment.case_id == found.id)).scalars())
+                ctx = Context(self.db, session, user, datetime.now(UTC), deferred=[])
+                case_facts = _CaseFacts(found.number, found.unit, found.jurisdiction, assigned,
+                                        _case_json(case_doc(ctx, found)))
+        if current is not None:
+            with self._documents_guard:
+                for kind, name, facts in (("user", username, user_facts), ("case", number, case_facts)):
+                    if facts is not None:
+                        self._facts[(kind, name, current)] = facts
+                while len(self._facts) > 2 * CASE_DOCUMENTS:
+                    self._facts.popitem(last=False)
+        return current, user_facts, case_facts
+
     def _refused(self, principal: Principal, call: CaseCall, error: Exception) -> None:
         status = 404 if isinstance(error, NotFoundError) else 403
         try:
@@ -248,6 +465,37 @@ class CaseWork:
         except Exception:  # the refusal is answered even when its record cannot be written
             log.exception("could not record a refused call to %s", call.path)
 
+
+
+def _refusal(username: str, number: str, user: _UserFacts | None, case: _CaseFacts | None
+             ) -> NotFoundError | PermissionDeniedError | None:
+    """Why ``user`` may not read ``case``, by the case layer's rules (as :func:`operation` and
+    :meth:`Context.case` decide it); None when they may."""
+    if user is None or not user.active:
+        return NotFoundError("user", username)
+    role = Role(user.role)
+    try:
+        check_permission(user.username, role, Action.READ_CASE)
+    except PermissionDeniedError as error:
+        return error
+    if case is None or not can_reach_case(role, user.unit, user.jurisdiction, case.unit, case.jurisdiction,
+                                          user.id in case.assigned):
+        return NotFoundError("case", number)
+    return None
+
+
+def _case_json(doc: dict[str, Any]) -> bytes:
+    """``doc`` as the route answers it: validated and dumped by its response model, encoded as
+    :class:`~fastapi.responses.JSONResponse` encodes it."""
+    from fastapi.responses import JSONResponse
+    from pydantic import TypeAdapter
+
+    from fundtrail.api.schemas import CaseDocument
+
+    adapter = TypeAdapter(CaseDocument)
+    content = adapter.dump_python(adapter.validate_python(doc, from_attributes=True), mode="json",
+                                  by_alias=True)
+    return bytes(JSONResponse(content).body)
 
 
 class CaseCall:

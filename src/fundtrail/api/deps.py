@@ -193,11 +193,19 @@ class CaseAccess:
             self.cases._refused(self.principal, call, error)
             raise
 
-    def read(self, work: Callable[[Any], T], *, case: str | None = None) -> T:
-        """Run a read; the reason (``X-Reason``) is optional."""
+    def read(self, work: Callable[[Any], T], *, case: str | None = None, writes: bool = False) -> T:
+        """Run a read (in a snapshot, see :meth:`CaseWork.read`); the reason (``X-Reason``) is optional.
+        A read that also records something besides its audit records (``writes``) runs as a change does."""
         call = self._call(self.header_reason, case)
         self._check(call)
-        return self.cases.run(self.principal, call, work)
+        if writes:
+            return self.cases.run(self.principal, call, work)
+        return self.cases.read(self.principal, call, work)
+
+    async def read_case(self, number: str) -> bytes:
+        """The document of case ``number`` as JSON, its read audited (see :meth:`CaseWork.read_case`)."""
+        call = self._call(self.header_reason, number.upper())
+        return await self.cases.read_case(self.principal, call, number, self.header_reason)
 
     def write(self, work: Callable[[Any, str], T], *, case: str | None = None,
               body_reason: str | None = None) -> T:

@@ -12,6 +12,10 @@ that was shortened, extended or rewritten behind FundTrail's back is never signe
 the newest head is also kept in the home (``HOME/audit/last-head.json``, outside the database), so that a
 truncation of the tail together with its heads is caught by :func:`verify`.
 
+:func:`append_many` appends many records at once under one lock of the head (one signed head for the
+whole transaction): the group commit of :mod:`fundtrail.audit.batch` writes the records of many
+concurrent reads that way.
+
 Verification (:func:`verify`, :func:`prove_record`, :func:`export`) only reads, and trusts only keys
 pinned in the home's configuration (:mod:`fundtrail.audit.trust`), never a key listed in the database.
 The tree, heads and proofs are those of :mod:`fundtrail.audit.verifier`, which auditors run alone.
@@ -30,9 +34,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import event, func, select, text
+from sqlalchemy import Table, event, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from fundtrail.audit import trust
@@ -58,6 +62,7 @@ log = logging.getLogger(__name__)
 
 _PENDING = "fundtrail.audit.pending"
 _SEALED = "fundtrail.audit.sealed"
+_KEEP_LATER = "fundtrail.audit.keep-later"
 LAST_HEAD_FILE = Path("audit") / "last-head.json"
 
 
@@ -139,6 +144,83 @@ def _agency_keys(key: AgencyKey, wanted: str) -> dict[str, bytes]:
     return keys
 
 
+_RECORDS = cast(Table, AuditRecord.__table__)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+"""The encoder of :func:`fundtrail.domain.custody.canonical_json`, made once for :func:`append_many`."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record to append (its sequence number, time-stamp text and hashes are given when appended)."""
+
+    actor: str
+    action: str
+    object_type: str
+    object_id: str | int | None = None
+    case_number: str | None = None
+    reason: str | None = None
+    details: Mapping[str, Any] | None = None
+    at: datetime | None = None
+
+
+def _fields(seq: int, prev_hash: str, entry: Entry) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "at": timestamp(entry.at),
+        "actor": entry.actor,
+        "action": entry.action,
+        "object_type": entry.object_type,
+        "object_id": None if entry.object_id is None else str(entry.object_id),
+        "case_number": entry.case_number,
+        "reason": entry.reason,
+        "details": details_text(entry.details),
+        "prev_hash": prev_hash,
+    }
+
+
+def _begin_append(session: Session, key: AgencyKey) -> tuple[AuditHead, _Pending]:
+    head = _lock_head(session)
+    pending: _Pending | None = session.info.get(_PENDING)
+    if pending is None:
+        pending = _Pending(key, _check_state(session, head, key), head)
+        session.info[_PENDING] = pending
+    return head, pending
+
+
+def append_many(session: Session, entries: Sequence[Entry], *, key: AgencyKey) -> int:
+    """Append ``entries`` in order, as :func:`append` would one by one, with one lock of the head and
+    one insert; their head is signed at commit. Returns the sequence number of the last one."""
+    head, pending = _begin_append(session, key)
+    rows: list[dict[str, Any]] = []
+    stamps: dict[datetime, str] = {}
+    for entry in entries:
+        if entry.at is not None and entry.at not in stamps:
+            stamps[entry.at] = timestamp(entry.at)
+        seq = head.seq + 1
+        fields: dict[str, Any] = {
+            "seq": seq,
+            "at": timestamp() if entry.at is None else stamps[entry.at],
+            "actor": entry.actor,
+            "action": entry.action,
+            "object_type": entry.object_type,
+            "object_id": None if entry.object_id is None else str(entry.object_id),
+            "case_number": entry.case_number,
+            "reason": entry.reason,
+            "details": _CANONICAL.encode(dict(entry.details or {})),  # details_text, one encoder for all
+            "prev_hash": head.hash,
+        }
+        leaf = _CANONICAL.encode({name: fields[name] for name in RECORD_FIELDS}).encode()  # record_leaf
+        digest = hashlib.sha256(leaf).hexdigest()
+        fields["hash"] = digest
+        rows.append(fields)
+        pending.frontier.append(leaf_hash(leaf))
+        head.seq, head.hash = seq, digest
+    if rows:
+        session.execute(insert(_RECORDS), rows)  # the table itself: no ORM bookkeeping per row
+    session.flush()
+    return head.seq
+
+
 def append(
     session: Session,
     actor: str,
@@ -153,24 +235,10 @@ def append(
     key: AgencyKey,
 ) -> AuditRecord:
     """Append one record (actor, action, object, case, reason, details); its head is signed at commit."""
-    head = _lock_head(session)
-    pending: _Pending | None = session.info.get(_PENDING)
-    if pending is None:
-        pending = _Pending(key, _check_state(session, head, key), head)
-        session.info[_PENDING] = pending
+    head, pending = _begin_append(session, key)
     seq = head.seq + 1
-    fields = {
-        "seq": seq,
-        "at": timestamp(at),
-        "actor": actor,
-        "action": action,
-        "object_type": object_type,
-        "object_id": None if object_id is None else str(object_id),
-        "case_number": case_number,
-        "reason": reason,
-        "details": details_text(details),
-        "prev_hash": head.hash,
-    }
+    entry = Entry(actor, action, object_type, object_id, case_number, reason, details, at)
+    fields = _fields(seq, head.hash, entry)
     leaf = record_leaf(fields)
     record = AuditRecord(**fields, hash=hashlib.sha256(leaf).hexdigest())
     session.add(record)
@@ -210,9 +278,21 @@ def _seal(session: Session) -> None:
         session.info[_SEALED] = (key.home, signed)
 
 
+def keep_head_later(session: Session) -> list[tuple[Path, SignedHead]]:
+    """Leave the home's copy of the head ``session``'s transaction signs to the caller: after the commit
+    it is in the list returned, for :func:`remember_head` once the caller has released its locks (a
+    crash in between leaves the home's copy one head behind, as a crash just after any commit does)."""
+    later: list[tuple[Path, SignedHead]] = []
+    session.info[_KEEP_LATER] = later
+    return later
+
+
 def _sealed(session: Session) -> None:
     sealed = session.info.pop(_SEALED, None)
-    if sealed is not None:
+    later = session.info.pop(_KEEP_LATER, None)
+    if sealed is not None and later is not None:
+        later.append(sealed)
+    elif sealed is not None:
         home, head = sealed
         try:
             remember_head(home, head)

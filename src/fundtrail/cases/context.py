@@ -5,6 +5,10 @@ transaction, committed when the operation ends and rolled back (nothing written)
 the acting user resolved by username. Every read and write of case data appends to the audit log
 through :meth:`Context.audit`, in the same transaction.
 
+:func:`snapshot_operation` is the service's read of case data: a snapshot transaction (no write lock,
+always rolled back) whose audit records are kept in :attr:`Context.deferred` instead, for the caller to
+append and commit before it discloses anything (:mod:`fundtrail.audit.batch`).
+
 :func:`open_reading` is the one exception: a context over a read-only database connection, whose
 transaction is always rolled back, that never appends to the audit log, never signs and never makes
 the agency key. Only verification uses it (see :func:`fundtrail.cases.evidence.verify_evidence`): a
@@ -72,6 +76,8 @@ class Context:
     """What to do once the transaction has committed (e.g. remove files of deleted records)."""
     read_only: bool = False
     """A verification context: nothing may be written, audited or signed."""
+    deferred: list[audit_log.Entry] | None = None
+    """A snapshot read's audit records, kept for the caller to commit (None: appended in the transaction)."""
 
     def discard_written(self) -> None:
         """Remove what the operation wrote (its transaction was rolled back)."""
@@ -129,7 +135,12 @@ class Context:
         reason: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> None:
-        """Append an audit record for this operation (same transaction)."""
+        """Append an audit record for this operation (same transaction; a snapshot read keeps it in
+        :attr:`deferred` for its caller to commit)."""
+        if self.deferred is not None:
+            self.deferred.append(audit_log.Entry(self.actor, action, object_type, object_id, case, reason,
+                                                 details, self.now))
+            return
         if self.read_only:
             raise IntegrityError(f"a read-only operation cannot append to the audit log ({action})")
         audit_log.append(
@@ -209,6 +220,18 @@ def operation(
         raise
     for action in ctx.after_commit:
         action()
+
+
+@contextmanager
+def snapshot_operation(db: CaseDB, username: str, *, now: datetime | None = None) -> Iterator[Context]:
+    """A read as ``username`` in a snapshot of the case database (:meth:`CaseDB.snapshot`): it takes no
+    write lock and writes nothing; its audit records are left in :attr:`Context.deferred`, which the
+    caller must commit before it discloses what the read found."""
+    with db.snapshot() as session:
+        user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        if user is None or not user.active:
+            raise NotFoundError("user", username)
+        yield Context(db, session, user, now or datetime.now(UTC), deferred=[])
 
 
 @contextmanager

@@ -12,13 +12,20 @@ record), so taking the write lock up front avoids two writers deadlocking on a l
 :meth:`CaseDB.open_read_only` is the exception, for verification that must change nothing: SQLite is
 opened read-only (``mode=ro``, ``query_only``, deferred transactions that take no write lock) and
 every PostgreSQL transaction is ``READ ONLY``; it never creates nor upgrades the database.
+
+:meth:`CaseDB.snapshot` is the service's read of case data: a transaction on a second engine that takes
+no write lock (SQLite: ``BEGIN DEFERRED`` with ``query_only``, a consistent snapshot in WAL mode beside a
+writer; PostgreSQL: ``REPEATABLE READ, READ ONLY``), always rolled back. The audit records of such a
+read are written apart, by :mod:`fundtrail.audit.batch`. Every engine tracks the case data's generation
+(:mod:`fundtrail.cases.generation`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from fundtrail.cases import generation
 from fundtrail.errors import ConflictError, InputError, SourceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -75,8 +83,47 @@ def make_engine(url: str) -> Engine:
         def _begin(connection: Any) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+        generation.track(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    generation.track(engine)
+    return engine
+
+
+CHECKPOINT_EVERY = 0.5
+"""Seconds between the checkpoints of :meth:`CaseDB.checkpoint_apart`."""
+
+SNAPSHOT_POOL = 16
+"""Connections the snapshot engine keeps open (more are opened, and closed again, under load)."""
+
+
+def make_snapshot_engine(url: str) -> Engine:
+    """An engine for consistent reads beside a writer: no write lock taken, writes refused."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
+                               pool_size=SNAPSHOT_POOL, max_overflow=4 * SNAPSHOT_POOL)
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.execute("PRAGMA query_only=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN DEFERRED")  # a reader: its snapshot starts at its first read
+
+        return engine
+    engine = create_engine(url, pool_pre_ping=True, pool_size=SNAPSHOT_POOL, max_overflow=SNAPSHOT_POOL)
+
+    @event.listens_for(engine, "begin")
+    def _begin_pg(connection: Any) -> None:
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+    return engine
 
 
 def _read_only_sqlite_url(url: str) -> str:
@@ -151,6 +198,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     before = current_revision(engine)
     with engine.begin() as connection:
         command.upgrade(_alembic_config(connection), revision)
+        generation.forget(connection)  # the schema moved on, not the case data
     after = current_revision(engine)
     log.info("case database upgraded from %s to %s", before, after)
     return before, after or ""
@@ -162,6 +210,7 @@ def downgrade(engine: Engine, revision: str) -> None:
 
     with engine.begin() as connection:
         command.downgrade(_alembic_config(connection), revision)
+        generation.forget(connection)
 
 
 class CaseDB:
@@ -171,6 +220,10 @@ class CaseDB:
         self.engine = engine
         self.home = Path(home)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._snapshot_engine: Engine | None = None
+        self._snapshots: sessionmaker[Session] | None = None
+        self._snapshot_guard = threading.Lock()
+        self._checkpointer: tuple[threading.Thread, threading.Event, Callable[..., None]] | None = None
 
     @classmethod
     def open(cls, home: Path, url: str | None = None, *, auto_upgrade: bool | None = None) -> CaseDB:
@@ -232,6 +285,24 @@ class CaseDB:
             session.close()
 
     @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """One read-only transaction that takes no write lock and is always rolled back (see above)."""
+        sessions = self._snapshots
+        if sessions is None:
+            with self._snapshot_guard:
+                if self._snapshots is None:
+                    url = self.engine.url.render_as_string(hide_password=False)
+                    self._snapshot_engine = make_snapshot_engine(url)
+                    self._snapshots = sessionmaker(self._snapshot_engine, expire_on_commit=False)
+                sessions = self._snapshots
+        session = sessions()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back (nothing written) on any error."""
         session = self._sessions()
@@ -247,9 +318,53 @@ class CaseDB:
         finally:
             session.close()
 
+    def checkpoint_apart(self, every: float = CHECKPOINT_EVERY) -> None:
+        """SQLite in WAL mode: copy the log into the database file from a thread of its own, every
+        ``every`` seconds, instead of in whichever commit grows the log past its threshold. A commit
+        then never waits for that copy and its sync while it holds the write lock (and the writers of
+        other processes wait for it); a passive checkpoint takes no lock that readers or writers wait
+        for. Other processes (the CLI) still checkpoint as they commit."""
+        if self.engine.dialect.name != "sqlite" or self._checkpointer is not None:
+            return
+        path = self.engine.url.database
+        if not path or path == ":memory:":
+            return
+
+        def _no_autocheckpoint(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+        event.listen(self.engine, "connect", _no_autocheckpoint)
+        self.engine.dispose()  # connections made before keep checkpointing at commit: open new ones
+        stop = threading.Event()
+
+        def run() -> None:
+            import sqlite3
+
+            connection = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+            try:
+                while not stop.wait(every):
+                    try:
+                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    except sqlite3.Error as error:  # the next round tries again
+                        log.warning("checkpoint of the case database failed: %s", error)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run, name="fundtrail-checkpoint", daemon=True)
+        self._checkpointer = (thread, stop, _no_autocheckpoint)
+        thread.start()
+
     def close(self) -> None:
-        """Release the engine's connections."""
+        """Release the engines' connections (and stop the checkpoint thread)."""
+        if self._checkpointer is not None:  # commits checkpoint again (an engine opens connections anew)
+            thread, stop, listener = self._checkpointer
+            stop.set()
+            thread.join()
+            event.remove(self.engine, "connect", listener)
+            self._checkpointer = None
         self.engine.dispose()
+        if self._snapshot_engine is not None:
+            self._snapshot_engine.dispose()
 
     def __enter__(self) -> CaseDB:
         return self

@@ -45,8 +45,8 @@ def list_evidence(number: CaseNumberPath, access: Annotated[CaseAccess, Depends(
                   limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
     """Every evidence item of the case, every version, in order."""
     def work(ctx: Any) -> dict[str, Any]:
-        items = case_service.case_doc(ctx, case_service.show_case(ctx, number,
-                                                                   reason=access.header_reason))["evidence"]
+        case = case_service.show_case(ctx, number, reason=access.header_reason)
+        items = access.cases.case_document(ctx, case)["evidence"]
         return page_of(items[offset:offset + limit], len(items), limit, offset)
 
     return access.read(work, case=number.strip().upper())
@@ -85,7 +85,7 @@ def get_evidence(evidence_id: EvidenceIdPath,
         item = service.show_evidence(ctx, evidence_id, reason=access.header_reason or "review")
         return service.evidence_doc(item)
 
-    return access.read(work, case=_case_of(evidence_id))
+    return access.read(work, case=_case_of(evidence_id), writes=True)  # a view is a custody event
 
 
 @router.post("/evidence/{evidence_id}/verify", operation_id="verify_evidence", responses=CONFLICT,
