@@ -198,3 +198,27 @@ def test_the_indicator_catalogue_is_parsed_once_per_version_of_its_file(tmp_path
         for _ in range(3):  # ... and only then
             assert risk.load_catalogue(home=tmp_path)["structuring"].parameters["margin"] == margin
     assert parsed.count(home_file) == 2
+
+
+def test_the_dashboard_tags_a_document_with_the_generation_read_before_computing_it(monkeypatch: Any) -> None:
+    """A write landing while the address page computes a document: the document is not served as newer."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from fundtrail.api import pages
+
+    clock, probe = Clock(), Probe()
+    cache = DocumentCache(size=10, seconds=0.5, generation=probe, clock=clock)
+
+    def computed_during_a_write(store: Any, home: Any, chain: str, address: str) -> dict[str, Any]:
+        probe.value = 2  # another process commits while this document is computed ...
+        clock.now += 1
+        cache.current()  # ... and another request of this worker sees the new generation
+        return {"address": address, "chain": chain}
+
+    monkeypatch.setattr(pages, "address_document", computed_during_a_write)
+    state = SimpleNamespace(address_cache=cache, home=Path("."),
+                            chain=SimpleNamespace(store=lambda: nullcontext(None)))
+    assert pages._address(state, "btc", "1Addr")["address"] == "1Addr"
+    assert cache.get(("btc", "1Addr")) is None  # computed from generation 1: recomputed for generation 2
+    assert cache.get(("btc", "1Addr"), 1) is not None

@@ -278,11 +278,12 @@ def address_page(request: Request, chain: Annotated[str, Query(max_length=16)] =
 
 
 def _address(state: Any, chain: str, address: str) -> dict[str, Any]:
+    generation = state.address_cache.current()  # taken before computing: a write meanwhile is seen next time
     with state.chain.store() as store:
         doc = address_document(store, state.home, chain, address)
     body = json_bytes(doc)
-    state.address_cache.put((chain, address), body)
-    state.address_cache.put((chain, doc["address"]), body)
+    state.address_cache.put((chain, address), body, generation)
+    state.address_cache.put((chain, doc["address"]), body, generation)
     return doc
 
 
