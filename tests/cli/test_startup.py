@@ -81,23 +81,12 @@ ALLOWED = {"demo": {"fundtrail.scenarios"}}
 """What a command's help may import beyond the light modules: the demo's step list is its own (small)
 module of the scenarios package."""
 
-PENDING: dict[str, str] = {}
-"""Commands whose help still imports heavy modules, with why. The list only shrinks:
-:func:`test_pending_help_imports_are_still_heavy` fails once one is fixed."""
-
-
-@pytest.mark.parametrize("name", [n for n in COMMANDS if n not in PENDING])
+@pytest.mark.parametrize("name", list(COMMANDS))
 def test_every_commands_help_imports_nothing_heavy(tmp_path: Path, name: str) -> None:
     out, modules = _run(tmp_path, name, "--help")
     assert f"Usage: fundtrail {name}" in out
     heavy = {h for h in HEAVY for m in _heavy(modules) if m == h or m.startswith(h + ".")}
     assert heavy <= ALLOWED.get(name, set()), sorted(_heavy(modules))[:20]
-
-
-@pytest.mark.parametrize("name", sorted(PENDING))
-def test_pending_help_imports_are_still_heavy(tmp_path: Path, name: str) -> None:
-    _, modules = _run(tmp_path, name, "--help")
-    assert _heavy(modules), f"{name} --help is light now: remove it from PENDING"
 
 
 def test_a_command_imports_its_own_module_only(tmp_path: Path) -> None:
