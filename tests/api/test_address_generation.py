@@ -10,32 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from test_document_cache import Clock, Probe  # the fake clock and store generation of the cache tests
 
 from fundtrail.api.documents import DocumentCache, home_generation
 from fundtrail.api.routers import chain as chain_router
 from fundtrail.store.chainstore import file_generation
 
 FUNDTRAIL = [sys.executable, "-c", "from fundtrail.cli.main import run; run()"]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Probe:
-    """A store generation the test moves; counts how often it is asked."""
-
-    def __init__(self) -> None:
-        self.value = 1
-        self.asked = 0
-
-    def __call__(self) -> int:
-        self.asked += 1
-        return self.value
 
 
 def test_a_document_is_valid_while_its_generation_is_and_the_probe_is_asked_once_per_interval() -> None:

@@ -145,8 +145,6 @@ def _agency_keys(key: AgencyKey, wanted: str) -> dict[str, bytes]:
 
 
 _RECORDS = cast(Table, AuditRecord.__table__)
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-"""The encoder of :func:`fundtrail.domain.custody.canonical_json`, made once for :func:`append_many`."""
 
 
 @dataclass(frozen=True)
@@ -163,10 +161,11 @@ class Entry:
     at: datetime | None = None
 
 
-def _fields(seq: int, prev_hash: str, entry: Entry) -> dict[str, Any]:
+def _fields(seq: int, prev_hash: str, entry: Entry, at: str | None = None) -> dict[str, Any]:
+    """The stored fields of ``entry`` as record ``seq`` (``at``: its timestamp text, when already made)."""
     return {
         "seq": seq,
-        "at": timestamp(entry.at),
+        "at": timestamp(entry.at) if at is None else at,
         "actor": entry.actor,
         "action": entry.action,
         "object_type": entry.object_type,
@@ -197,19 +196,8 @@ def append_many(session: Session, entries: Sequence[Entry], *, key: AgencyKey) -
         if entry.at is not None and entry.at not in stamps:
             stamps[entry.at] = timestamp(entry.at)
         seq = head.seq + 1
-        fields: dict[str, Any] = {
-            "seq": seq,
-            "at": timestamp() if entry.at is None else stamps[entry.at],
-            "actor": entry.actor,
-            "action": entry.action,
-            "object_type": entry.object_type,
-            "object_id": None if entry.object_id is None else str(entry.object_id),
-            "case_number": entry.case_number,
-            "reason": entry.reason,
-            "details": _CANONICAL.encode(dict(entry.details or {})),  # details_text, one encoder for all
-            "prev_hash": head.hash,
-        }
-        leaf = _CANONICAL.encode({name: fields[name] for name in RECORD_FIELDS}).encode()  # record_leaf
+        fields = _fields(seq, head.hash, entry, None if entry.at is None else stamps[entry.at])
+        leaf = record_leaf(fields)
         digest = hashlib.sha256(leaf).hexdigest()
         fields["hash"] = digest
         rows.append(fields)
