@@ -112,6 +112,13 @@ def chain_tables() -> None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _write_conflict(error: BaseException) -> bool:
+    """Whether ``error`` is DuckDB's write-write conflict between two transactions (without importing
+    DuckDB, which commands that never open the store do not load)."""
+    kind = type(error)
+    return kind.__name__ == "TransactionException" and kind.__module__.lstrip("_").startswith("duckdb")
+
+
 def handle_errors(func: F) -> F:
     """Turn FundTrail errors into one line on stderr and the contract's exit code."""
 
@@ -134,6 +141,15 @@ def handle_errors(func: F) -> F:
             err_console.print(f"error: {error.filename}: is a file, where a folder is expected", markup=False,
                               highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except Exception as error:
+            if not _write_conflict(error):
+                raise
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            err_console.print("error: another process changed the same rows of the chain store at the same "
+                              f"time ({first}); this command's last step was rolled back and nothing of it "
+                              "is stored: run it again",
+                              markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -8,16 +8,23 @@ Invariants:
   A block whose height is stored with another hash is a conflict: the caller rolls the stored chain
   back (:meth:`ChainStore.rollback_to`) before writing it (reorg handling lives in the ingest service).
 * Addresses are interned to dense integer ids per chain, never renumbered.
+* Block writes are serialised across processes: each batch, rollback, import and resolution chunk holds
+  the store's writer lock (an exclusive ``flock`` on ``<file>.writer.lock``) from the check of which
+  blocks are stored to its commit, so two ingests of one chain never take the same address ids or
+  write a block twice; readers never wait for it.
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 import duckdb
 import numpy as np
@@ -53,6 +60,20 @@ whatever the input size: the writing process's interpreter and libraries (~250 M
 (:data:`fundtrail.store.interning.MAX_INDEXED`, 480 MB at most), the reading processes (~220 MB each,
 their caches bounded by :data:`fundtrail.chains.bitcoin.etl_arrow.CACHE_BYTES`) and the items queued
 between them (:data:`fundtrail.chains.ahead.AHEAD_ITEMS`)."""
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _exclusive(method: Callable[Concatenate[ChainStore, _P], _R]
+               ) -> Callable[Concatenate[ChainStore, _P], _R]:
+    """Run a block-writing method of the store under its writer lock (:meth:`ChainStore.writer_lock`)."""
+    @functools.wraps(method)
+    def locked(self: ChainStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self.writer_lock():
+            return method(self, *args, **kwargs)
+    return locked
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +114,7 @@ class ChainStore:
     """The chain store on a DuckDB file (or ``:memory:``)."""
 
     _shared = False
+    _lock_depth = 0
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         """Open ``path`` for this process alone (``:memory:``, scratch files); homes use :meth:`open_home`."""
@@ -151,6 +173,33 @@ class ChainStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the store's writer lock: one block writer at a time across every process using the file.
+
+        Taken before the check of which blocks are stored, so that the transaction begun under it sees
+        every block and address another writer committed; re-entrant within one store object. A
+        ``:memory:`` store has no other process and takes no lock.
+        """
+        if self.path == ":memory:" or self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        fd = os.open(f"{self.path}.writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     # ------------------------------------------------------------------ queries
 
@@ -419,6 +468,7 @@ class ChainStore:
             finally:
                 self.con.unregister("_stage_payloads")
 
+    @_exclusive
     def write_utxo_batch(self, batch: UtxoBatch | UtxoTables) -> WriteResult:
         """Write the batch's blocks that are not stored yet, in one transaction."""
         import pyarrow.compute as pc
@@ -536,13 +586,14 @@ class ChainStore:
             prev = height
         ranges.append((start, prev))
         for lo, hi in ranges:
-            self.con.execute("BEGIN TRANSACTION")
-            try:
-                self._resolve_inputs(chain, lo, hi)
-                self.con.execute("COMMIT")
-            except BaseException:
-                self.con.execute("ROLLBACK")
-                raise
+            with self.writer_lock():
+                self.con.execute("BEGIN TRANSACTION")
+                try:
+                    self._resolve_inputs(chain, lo, hi)
+                    self.con.execute("COMMIT")
+                except BaseException:
+                    self.con.execute("ROLLBACK")
+                    raise
         left = self.con.execute("SELECT count(*) FROM inputs WHERE chain = ? AND value IS NULL",
                                 [chain]).fetchone()
         return int(sum(n for _h, n in per_height)) - int(left[0] if left else 0)
@@ -561,6 +612,7 @@ class ChainStore:
         self.con.execute(f"SET checkpoint_threshold = '{INGEST_CHECKPOINT}'")
         self.con.execute(f"SET memory_limit = '{INGEST_MEMORY}'")
 
+    @_exclusive
     def write_account_batch(self, batch: AccountBatch) -> WriteResult:
         """Write the batch's blocks that are not stored yet, in one transaction."""
         chain = batch.chain
@@ -636,6 +688,7 @@ class ChainStore:
             return self.write_utxo_batch(batch)
         return self.write_account_batch(batch)
 
+    @_exclusive
     def rollback_to(self, chain: str, height: int) -> int:
         """Delete every block of ``chain`` above ``height`` with all its rows (reorg); returns blocks removed.
 
@@ -674,6 +727,7 @@ class ChainStore:
             counts[table] = int(row[0]) if row else 0
         return counts
 
+    @_exclusive
     def import_parquet(self, directory: Path) -> dict[str, int]:
         """Load a Parquet export into this store, in one transaction.
 
