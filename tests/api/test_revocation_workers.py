@@ -96,3 +96,33 @@ def test_a_check_that_began_before_a_revocation_is_not_kept(agency, tmp_path: Pa
     one.close()
     other.close()
 
+
+
+def test_revocations_made_by_the_cli_take_effect_at_once(agency) -> None:
+    """`fundtrail token revoke` and `fundtrail token password` on the server's home: every worker refuses
+    the token or session at once, although each would trust its cache for five minutes."""
+    import subprocess
+    import sys
+
+    from fundtrail.api.auth import Credentials
+
+    with Credentials(agency.home) as credentials:
+        credentials.set_password("ana", PASSWORD)
+        api_token, info = credentials.issue("ana", name="cli", lifetime=timedelta(days=1))
+    cli = [sys.executable, "-c", "from fundtrail.cli.main import run; run()"]
+    with serving(agency.home, "--workers", "2", "--token-cache-seconds", "300") as (base, process):
+        assert len(_children(process.pid)) == 2
+        session = _sign_in(base, "ana")
+        _warm(base, api_token)
+        _warm(base, session)
+        done = subprocess.run([*cli, "token", "revoke", info["id"], "--home", str(agency.home)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        _refused_everywhere(base, api_token)
+        _warm(base, session)  # the user's other credentials go on
+        done = subprocess.run([*cli, "token", "password", "ana", "--password-stdin", "--home",
+                               str(agency.home)], input="another long password\n", capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        _refused_everywhere(base, session)
+    assert (Path(agency.home) / REVOCATIONS).stat().st_size >= 2

@@ -4,6 +4,9 @@ newest witnessed head."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 
@@ -65,20 +68,30 @@ def test_the_log_must_extend_the_witnessed_head(linked: Linked) -> None:
     assert any("witnessed by ee-sc" in p.problem for p in result.problems)
 
 
-def test_a_witness_refuses_a_rolled_back_or_forked_log(linked: Linked, tmp_path) -> None:
-    import shutil
+def _copy_database(source: Path, target: Path) -> None:
+    """Replace ``target``'s whole content by ``source``'s through SQLite's backup API: a copy of the file
+    alone would miss pages still in its write-ahead log, and a stale log next to a copied file could be
+    replayed over it."""
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
 
+
+def test_a_witness_refuses_a_rolled_back_or_forked_log(linked: Linked, tmp_path) -> None:
     a = linked.a
     _work(a)
     saved = tmp_path / "cases-before.sqlite"
-    shutil.copyfile(a.home / "cases.sqlite", saved)
+    _copy_database(a.home / "cases.sqlite", saved)
     with a.op() as ctx:
         request_witness(ctx, "ee-sc", clients=linked.clients)
     _work(a)
     with a.op() as ctx:
         request_witness(ctx, "ee-sc", clients=linked.clients)
     # roll A's whole database back to the earlier copy, then go on working: a fork of the witnessed log
-    shutil.copyfile(saved, a.home / "cases.sqlite")
+    _copy_database(saved, a.home / "cases.sqlite")
     (a.home / "audit" / "last-head.json").unlink()
     _work(a, 3)
     with pytest.raises(ConflictError, match="does not extend the head"), a.op() as ctx:

@@ -255,11 +255,11 @@ def create_app(home: Path, settings: ApiSettings | None = None, *, auth: Any = N
     home = Path(home)
     settings = settings or ApiSettings()
     if auth is None or cases is None:
-        from fundtrail.api.auth import AuthService
+        from fundtrail.api.auth import REVOCATIONS, AuthService
 
         work = _process_queued_case_work()
         cases = cases or work.open(home, settings.database_url, wal=settings.sqlite_wal)
-        auth = auth or AuthService(cases, settings)
+        auth = auth or AuthService(cases, settings, revocations=home / REVOCATIONS)
     shared = settings.shared_folder
     jobs = JobManager(workers=settings.job_workers, spool=_subfolder(shared, "jobs"))
     bound = settings.document_cache_seconds
@@ -279,8 +279,13 @@ def create_app(home: Path, settings: ApiSettings | None = None, *, auth: Any = N
     app.state.fundtrail = state
     if shared is not None:
         from fundtrail.api.routers.cooperation import SharingState
+        from fundtrail.sharing.shared_state import SharedPsiSessions, SharedStatuses
 
-        state.extra["sharing"] = SharingState(guard=_shared_replay_guard(_subfolder(shared, "nonces")))
+        sessions, statuses = _subfolder(shared, "psi-sessions"), _subfolder(shared, "taxii-statuses")
+        assert sessions is not None and statuses is not None
+        state.extra["sharing"] = SharingState(guard=_shared_replay_guard(_subfolder(shared, "nonces")),
+                                              sessions=SharedPsiSessions(sessions),
+                                              statuses=SharedStatuses(statuses))
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     _include_routers(app)

@@ -16,12 +16,13 @@ it never waits behind case writes. Once half the bound has passed, the next requ
 memory and starts a check of every such token in the background (one query), so that busy tokens never
 expire from the cache under load; a token not checked again within the bound is checked on its next use.
 A revocation made by this process takes effect at once, and so does one made by another worker of the
-same server: a revocation (sign-out, a revoked token, a password set, anything that calls
-:meth:`AuthService.forget`) appends a byte to :data:`REVOCATIONS` in the folder the server's workers
-share (``shared_folder``), and every worker compares that file's size with the one it last saw (one
-``os.stat``) before trusting its cache, emptying the cache when it grew; a check that began before the
-change is not kept. One made by the CLI takes effect within the bound (counted from the start of the
-check that last saw the token valid).
+same server or by the CLI on the same home (``fundtrail token revoke``, ``fundtrail token password``): a
+revocation (sign-out, a revoked token, a password set, anything that calls :meth:`AuthService.forget`)
+appends a byte to :data:`REVOCATIONS` in the home (the server's workers and the CLI share it), and every
+worker compares that file's size with the one it last saw (one ``os.stat``) before trusting its cache,
+emptying the cache when it grew; a check that began before the change is not kept. A revocation written
+to the case database by anything else (another home on the same PostgreSQL database) takes effect
+within the bound (counted from the start of the check that last saw the token valid).
 ``last_used_at`` is written at most once per :data:`LAST_USED_EVERY` per token and process, off the
 request path.
 
@@ -62,7 +63,7 @@ LAST_USED_EVERY = 60.0
 MAX_CACHED_TOKENS = 10_000
 CHECK_CHUNK = 500
 REVOCATIONS = "revocations"
-"""The file, in the workers' shared folder, that grows by one byte with every revocation."""
+"""The file, in the home (else the workers' shared folder), that grows by one byte with every revocation."""
 
 def hash_token(token: str) -> str:
     """The SHA-256 hex digest under which a token is stored."""
@@ -238,7 +239,8 @@ class AuthService:
     """Passwords, tokens and sign-ins on the case database (see :mod:`fundtrail.api.models`)."""
 
     def __init__(self, cases: CaseWork, settings: ApiSettings, *,
-                 clock: Callable[[], float] = time.monotonic, background: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, background: bool = True,
+                 revocations: Path | None = None) -> None:
         self.cases = cases
         self.settings = settings
         self.clock = clock
@@ -251,7 +253,9 @@ class AuthService:
         self._maintaining = False
         self._epoch = 0  # bumped whenever the cache is emptied: checks begun before are not kept
         shared = settings.shared_folder
-        self._revocations: Path | None = None if shared is None else Path(shared) / REVOCATIONS
+        # the home's file (the server and the CLI on one home), else the workers' shared folder's
+        self._revocations: Path | None = (revocations if revocations is not None
+                                          else None if shared is None else Path(shared) / REVOCATIONS)
         self._revocations_seen = self._revocation_mark()
         self._reader = TokenReader(cases)
         self._throttle = _Throttle(settings.login_attempts, settings.login_pause_seconds)
@@ -560,7 +564,7 @@ class Credentials:
 
     def __init__(self, home: Path, settings: ApiSettings | None = None) -> None:
         self.cases = CaseWork.open(home)
-        self.auth = AuthService(self.cases, settings or ApiSettings())
+        self.auth = AuthService(self.cases, settings or ApiSettings(), revocations=Path(home) / REVOCATIONS)
 
     def __enter__(self) -> Credentials:
         return self
@@ -591,7 +595,9 @@ class Credentials:
 
     def revoke(self, token_id: str) -> dict[str, Any]:
         """Revoke any token (the operator acts for the agency)."""
-        return self.cases.revoke_token(token_id, owner=None)
+        info = self.cases.revoke_token(token_id, owner=None)
+        self.auth.forget(str(info["id"]))  # a server on this home forgets the token at once
+        return info
 
     def set_password(self, username: str, password: str) -> None:
         """Set a user's password (at least 12 characters); revokes their sessions."""

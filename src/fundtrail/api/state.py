@@ -41,9 +41,9 @@ class ApiSettings(BaseModel):
     shared_folder: Path | None = Field(
         default=None, description="A folder the worker processes of one server share: finished background "
                                   "jobs (so that any worker answers a poll), the nonces of partners' "
-                                  "signed calls (so that no worker accepts a replay) and the revocations "
-                                  "file (so that every worker forgets a revoked token at once). None: "
-                                  "one process.")
+                                  "signed calls (so that no worker accepts a replay), open PSI queries and "
+                                  "TAXII statuses (so that a partner's follow-up call may reach any "
+                                  "worker). None: one process. (Revocations are announced in the home.)")
     token_cache_seconds: float = Field(default=5.0, ge=0, le=300,
                                        description="How long a checked token is trusted without asking "
                                                    "the database again: the bound within which a "

@@ -4,11 +4,12 @@ The app runs on granian (a Rust HTTP server for ASGI apps) with one worker proce
 or on uvicorn in this process (``--server uvicorn``). Every worker builds its own app on the home: its own
 case database connections, chain store connection, caches and job pool. What the workers must agree on
 lives in the case database (tokens, revocations, the audit log) or in a folder they share (finished
-background jobs, see :mod:`fundtrail.api.jobs`; the nonces of partners' signed calls). Case operations
-queue across the workers (see :func:`fundtrail.api.app.create_app`). Still kept per worker: the address and
-transaction documents computed (each worker computes its own), the pause after failed sign-ins (so
-``N x login_attempts`` per pause), the open PSI queries and the TAXII statuses of the cooperation routes
-(a partner's follow-up call must reach the same worker: its client keeps one connection).
+background jobs, see :mod:`fundtrail.api.jobs`; the nonces of partners' signed calls; the open PSI queries
+and the TAXII statuses of the cooperation routes, see :mod:`fundtrail.sharing.shared_state`, so that a
+partner's follow-up call may reach any worker). Case operations queue across the workers (see
+:func:`fundtrail.api.app.create_app`). Still kept per worker: the address and transaction documents
+computed (each worker computes its own) and the pause after failed sign-ins (so ``N x login_attempts`` per
+pause).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ DocumentCacheOpt = Annotated[float, typer.Option(
 TokenCacheOpt = Annotated[float, typer.Option(
     "--token-cache-seconds", min=0, max=300,
     help="How long a checked token is trusted before the database is asked again: a revocation made "
-         "through the CLI takes effect within this time (one through the API at once, on every worker).")]
+         "through the API or the CLI on this home takes effect at once on every worker; one made from "
+         "another home on a shared case database, within this time.")]
 
 
 def serve(home: HomeOpt = DEFAULT_HOME, host: HostOpt = "127.0.0.1", port: PortOpt = 8000,

@@ -78,7 +78,7 @@ def list_(user: Annotated[str | None, typer.Option("--user", "-u", help="Only th
 @handle_errors
 def revoke(token_id: Annotated[str, typer.Argument(help="The token's id (see `fundtrail token list`).")],
            home: HomeOpt = DEFAULT_HOME, fmt: FormatOpt = OutputFormat.HUMAN) -> None:
-    """Revoke a token: it stops working at once (a running service within its token cache time)."""
+    """Revoke a token: it stops working at once, also in a server running on this home."""
     with _credentials(home) as credentials:
         info = credentials.revoke(token_id)
     if fmt is OutputFormat.JSON:

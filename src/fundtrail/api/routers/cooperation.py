@@ -40,6 +40,7 @@ from fundtrail.errors import FundTrailError, InputError, IntegrityError
 from fundtrail.limits import check_nesting, input_limits
 from fundtrail.sharing.agreements import agency_identity, agreement_for_partner
 from fundtrail.sharing.models import SharingAgreement
+from fundtrail.sharing.shared_state import MemoryStatuses, SharedStatuses
 from fundtrail.sharing.signing import ReplayGuard, verify_request
 
 # The formats (stix2, followthemoney) and PSI (openmined-psi) are the ``sharing`` extra: they are
@@ -55,11 +56,14 @@ MAX_BODY = 32 * 1024 * 1024
 
 @dataclass
 class SharingState:
-    """What the cooperation endpoints keep between calls: seen nonces, open PSI queries, TAXII statuses."""
+    """What the cooperation endpoints keep between calls: seen nonces, open PSI queries, TAXII statuses.
+
+    In memory by default (one process); the app of a server with several workers gives stores that keep
+    them in a folder the workers share (:mod:`fundtrail.sharing.shared_state`)."""
 
     guard: ReplayGuard = field(default_factory=ReplayGuard)
     sessions: Any = None
-    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    statuses: MemoryStatuses | SharedStatuses = field(default_factory=MemoryStatuses)
 
     def psi_sessions(self) -> Any:
         """The open PSI queries."""

@@ -374,10 +374,7 @@ def add_objects(api_root: str, cid: str, request: Request, call: Partner) -> JSO
         "pending_count": 0,
         "pendings": [],
     }
-    statuses = sharing_state(request).statuses
-    if len(statuses) > 1000:
-        statuses.clear()
-    statuses[status["id"]] = {"partner": call.key_id, "status": status}
+    sharing_state(request).statuses.put(status["id"], {"partner": call.key_id, "status": status})
     return taxii(status, status=202)
 
 
