@@ -164,3 +164,66 @@ def test_a_closed_writer_starts_again_on_the_next_commit(agency_db: CaseDB) -> N
     writer.commit(_entries(2))
     writer.close()
     assert _counts(agency_db)[0] == records + 4
+
+
+def test_records_are_made_ready_before_the_writer_takes_the_head(agency_db: CaseDB, monkeypatch) -> None:
+    """Encoding a read's details and times happens in the read's own thread: the writer, holding the
+    database's one write lock, only chains, hashes and inserts."""
+    gate = Gate()
+    writer = GroupCommit(agency_db, gate)
+    encoded: list[str] = []
+    real = audit_log.details_text
+
+    def watched(details):
+        encoded.append(threading.current_thread().name)
+        return real(details)
+
+    monkeypatch.setattr(audit_log, "details_text", watched)
+    records, _ = _counts(agency_db)
+    try:
+        gate.opened.set()
+        writer.commit(_entries(1))
+    finally:
+        writer.close()
+    assert encoded == [threading.current_thread().name] * 2
+    assert _counts(agency_db)[0] == records + 2
+    check = audit_log.verify_database(agency_db)
+    assert check.intact, check.problems
+
+
+def test_a_group_wakes_the_coroutines_of_one_event_loop_at_once(agency_db: CaseDB) -> None:
+    """commit_async: the writer wakes an event loop once per group, not once per waiting coroutine."""
+    import asyncio
+
+    gate = Gate()
+    writer = GroupCommit(agency_db, gate)
+    wake_ups = 0
+
+    async def main() -> list[bool]:
+        nonlocal wake_ups
+        loop = asyncio.get_running_loop()
+        real = loop.call_soon_threadsafe
+
+        def counted(*args, **kwargs):
+            nonlocal wake_ups
+            wake_ups += 1
+            return real(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        first = asyncio.ensure_future(writer.commit_async(_entries(0)))
+        while not gate.waiting.is_set():
+            await asyncio.sleep(0.005)
+        rest = [asyncio.ensure_future(writer.commit_async(_entries(n))) for n in range(1, 21)]
+        while writer._queue.qsize() < len(rest):
+            await asyncio.sleep(0.005)
+        gate.opened.set()
+        return list(await asyncio.gather(first, *rest))
+
+    records, heads = _counts(agency_db)
+    try:
+        written = asyncio.run(main())
+    finally:
+        writer.close()
+    assert written == [True] * 21
+    assert _counts(agency_db) == (records + 42, heads + 2)
+    assert wake_ups == 2  # the first read's group, then the twenty queued behind it

@@ -122,9 +122,12 @@ def clean_reason(text: str | None) -> str | None:
     return text.strip() if text and text.strip() else None
 
 
-async def read_reason(x_reason: Annotated[str | None, Header(
-        max_length=500, description="Why you access this case data; kept in the audit log.")] = None
-                      ) -> str | None:
+ReasonHeader = Annotated[str | None, Header(
+    max_length=500, description="Why you access this case data; kept in the audit log.")]
+"""The ``X-Reason`` header, as a parameter of a route or a dependency."""
+
+
+async def read_reason(x_reason: ReasonHeader = None) -> str | None:
     """The reason given for a read (optional)."""
     return clean_reason(x_reason)
 

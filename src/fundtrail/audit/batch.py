@@ -3,9 +3,14 @@
 A read of case data runs in a snapshot (no write lock) and may disclose nothing before its audit records
 are durable. :class:`GroupCommit` takes the records of each read (:meth:`GroupCommit.commit`, which
 blocks), and one writer thread per process appends every record waiting at that moment in ONE write
-transaction (:func:`fundtrail.audit.log.append_many`: hash chain and Merkle frontier as one append at a
-time would leave them, ONE signed tree head), then wakes the reads it wrote. While it writes, the next
+transaction (:func:`fundtrail.audit.log.append_prepared`: hash chain and Merkle frontier as one append at
+a time would leave them, ONE signed tree head), then wakes the reads it wrote. While it writes, the next
 reads queue up and form the next group: the busier the service, the larger the groups.
+
+The writer holds the database's write lock, which the writers of the other workers wait for: what does
+not depend on a record's place in the log (its details' JSON, its time-stamp text) is made in the read's
+own thread (:func:`fundtrail.audit.log.prepare`), and the coroutines waiting on one event loop
+(:meth:`GroupCommit.commit_async`) are woken with one call per group.
 
 When the transaction fails (the database is unavailable, or the log no longer matches its newest signed
 head and :mod:`fundtrail.audit.log` refuses to extend it), every read of the group gets the error and
@@ -27,16 +32,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from fundtrail.audit import log as audit_log
-from fundtrail.audit.chain import details_text
 from fundtrail.audit.keys import AgencyKey, load_or_create
 from fundtrail.audit.verifier import SignedHead
 
@@ -61,14 +65,17 @@ class WritableDatabase(Protocol):
 
 @dataclass
 class _Ticket:
-    entries: Sequence[audit_log.Entry]
+    entries: Sequence[Mapping[str, Any]]
+    """The read's records, made ready for the log (:func:`fundtrail.audit.log.prepare`)."""
     generation: int | None = None
     """The generation of the data the read disclosed; None: written whatever it is now."""
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     written: bool = False
-    notify: Callable[[], None] | None = None
-    """Called (in the writer thread) once the ticket is done: wakes an event loop's waiter."""
+    loop: asyncio.AbstractEventLoop | None = None
+    """The event loop of a coroutine waiting for the ticket (:meth:`GroupCommit.commit_async`), if any."""
+    woken: asyncio.Future[None] | None = None
+    """The future that coroutine awaits, set in ``loop`` once the ticket is done."""
 
 
 @dataclass
@@ -117,17 +124,8 @@ class GroupCommit:
         ticket = self._ticket(entries, generation)
         if ticket is None:
             return True
-        loop = asyncio.get_running_loop()
-        woken: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            if not woken.done():
-                woken.set_result(None)
-
-        def notify() -> None:
-            loop.call_soon_threadsafe(wake)
-
-        ticket.notify = notify
+        ticket.loop = asyncio.get_running_loop()
+        ticket.woken = woken = ticket.loop.create_future()
         self._queue.put(ticket)
         await asyncio.shield(woken)  # a caller that goes away leaves its records to be written
         return self._outcome(ticket)
@@ -135,10 +133,11 @@ class GroupCommit:
     def _ticket(self, entries: Sequence[audit_log.Entry], generation: int | None) -> _Ticket | None:
         if not entries:
             return None
-        for entry in entries:
-            details_text(entry.details)  # a record that cannot be written fails its read alone
+        # made ready here, in the read's thread, not while the writer holds the head: a record that
+        # cannot be written fails its read alone
+        prepared = audit_log.prepare(entries)
         self._running()
-        return _Ticket(entries, generation if self._data_generation is not None else None)
+        return _Ticket(prepared, generation if self._data_generation is not None else None)
 
     @staticmethod
     def _outcome(ticket: _Ticket) -> bool:
@@ -197,7 +196,7 @@ class GroupCommit:
         current: int | None = None
         later: list[tuple[Path, SignedHead]] = []
         taken: list[_Ticket] = []
-        entries: list[audit_log.Entry] = []
+        entries: list[Mapping[str, Any]] = []
         try:
             with self._guard(), self.db.transaction() as session:
                 later = audit_log.keep_head_later(session)
@@ -208,7 +207,7 @@ class GroupCommit:
                 if entries:
                     if self._key is None:
                         self._key = load_or_create(self.db.home)
-                    audit_log.append_many(session, entries, key=self._key)
+                    audit_log.append_prepared(session, entries, key=self._key)
         except BaseException as error:  # every read of the group fails with it; the writer goes on
             log.error("could not write the audit records of %d reads: %s", len(group), error)
             self.stats.failed += 1
@@ -222,13 +221,16 @@ class GroupCommit:
             self.stats.outdated += len(group) - len(taken)
             for ticket in taken:
                 ticket.written = True
+        waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for ticket in group:
             ticket.done.set()
-            if ticket.notify is not None:
-                try:
-                    ticket.notify()
-                except RuntimeError:  # its event loop has closed: nobody waits any more
-                    pass
+            if ticket.loop is not None and ticket.woken is not None:
+                waiting.setdefault(ticket.loop, []).append(ticket.woken)
+        for loop, futures in waiting.items():  # one wake-up per event loop for all its waiters
+            try:
+                loop.call_soon_threadsafe(_wake, futures)
+            except RuntimeError:  # its event loop has closed: nobody waits any more
+                pass
         for home, head in later:  # the home's copy of the newest head, once nobody waits for it
             try:
                 audit_log.remember_head(home, head)
@@ -236,6 +238,13 @@ class GroupCommit:
                 log.warning("could not keep the newest audit head in the home: %s", error)
         if self.pause and self._queue.qsize():
             time.sleep(self.pause)  # let another process's writer have its turn before the next group
+
+
+def _wake(futures: list[asyncio.Future[None]]) -> None:
+    """Wake the coroutines waiting for a group's tickets (in their event loop)."""
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 def _copy(error: BaseException) -> BaseException:

@@ -14,7 +14,9 @@ truncation of the tail together with its heads is caught by :func:`verify`.
 
 :func:`append_many` appends many records at once under one lock of the head (one signed head for the
 whole transaction): the group commit of :mod:`fundtrail.audit.batch` writes the records of many
-concurrent reads that way.
+concurrent reads that way, each read's records made ready before (:func:`prepare`: their fields but
+their place in the log), so that the head stays locked only for the hash chain, the Merkle frontier and
+the insert.
 
 Verification (:func:`verify`, :func:`prove_record`, :func:`export`) only reads, and trusts only keys
 pinned in the home's configuration (:mod:`fundtrail.audit.trust`), never a key listed in the database.
@@ -36,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, event, func, insert, select, text
+from sqlalchemy import Table, event, func, select, text
 from sqlalchemy.orm import Session
 
 from fundtrail.audit import trust
@@ -161,10 +163,10 @@ class Entry:
     at: datetime | None = None
 
 
-def _fields(seq: int, prev_hash: str, entry: Entry, at: str | None = None) -> dict[str, Any]:
-    """The stored fields of ``entry`` as record ``seq`` (``at``: its timestamp text, when already made)."""
+def _placeless(entry: Entry, at: str | None = None) -> dict[str, Any]:
+    """The stored fields of ``entry`` but those of its place in the log (``seq``, ``prev_hash``);
+    ``at``: its timestamp text, when already made."""
     return {
-        "seq": seq,
         "at": timestamp(entry.at) if at is None else at,
         "actor": entry.actor,
         "action": entry.action,
@@ -173,8 +175,28 @@ def _fields(seq: int, prev_hash: str, entry: Entry, at: str | None = None) -> di
         "case_number": entry.case_number,
         "reason": entry.reason,
         "details": details_text(entry.details),
-        "prev_hash": prev_hash,
     }
+
+
+def _fields(seq: int, prev_hash: str, placeless: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored fields of record ``seq`` (after the record whose hash is ``prev_hash``)."""
+    return {"seq": seq, **placeless, "prev_hash": prev_hash}
+
+
+def prepare(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """What can be made of ``entries`` before the head is locked (for :func:`append_prepared`): their
+    stored fields but ``seq`` and ``prev_hash``, one timestamp text per distinct time. Raises the
+    error of details that cannot be stored (TypeError, ValueError)."""
+    stamps: dict[datetime, str] = {}
+    out: list[dict[str, Any]] = []
+    for entry in entries:
+        at = None
+        if entry.at is not None:
+            at = stamps.get(entry.at)
+            if at is None:
+                at = stamps[entry.at] = timestamp(entry.at)
+        out.append(_placeless(entry, at))
+    return out
 
 
 def _begin_append(session: Session, key: AgencyKey) -> tuple[AuditHead, _Pending]:
@@ -189,24 +211,43 @@ def _begin_append(session: Session, key: AgencyKey) -> tuple[AuditHead, _Pending
 def append_many(session: Session, entries: Sequence[Entry], *, key: AgencyKey) -> int:
     """Append ``entries`` in order, as :func:`append` would one by one, with one lock of the head and
     one insert; their head is signed at commit. Returns the sequence number of the last one."""
+    return append_prepared(session, prepare(entries), key=key)
+
+
+def append_prepared(session: Session, prepared: Sequence[Mapping[str, Any]], *, key: AgencyKey) -> int:
+    """:func:`append_many` for entries made ready by :func:`prepare`, so that the work done while the
+    head is locked is only what depends on the place in the log: sequence numbers, the hash chain and
+    the Merkle frontier. Returns the sequence number of the last record."""
     head, pending = _begin_append(session, key)
-    rows: list[dict[str, Any]] = []
-    stamps: dict[datetime, str] = {}
-    for entry in entries:
-        if entry.at is not None and entry.at not in stamps:
-            stamps[entry.at] = timestamp(entry.at)
-        seq = head.seq + 1
-        fields = _fields(seq, head.hash, entry, None if entry.at is None else stamps[entry.at])
+    rows: list[tuple[Any, ...]] = []
+    seq, prev = head.seq, head.hash
+    frontier = pending.frontier
+    for placeless in prepared:
+        seq += 1
+        fields = _fields(seq, prev, placeless)
         leaf = record_leaf(fields)
-        digest = hashlib.sha256(leaf).hexdigest()
-        fields["hash"] = digest
-        rows.append(fields)
-        pending.frontier.append(leaf_hash(leaf))
-        head.seq, head.hash = seq, digest
+        prev = hashlib.sha256(leaf).hexdigest()
+        rows.append((*(fields[name] for name in RECORD_FIELDS), prev))
+        frontier.append(leaf_hash(leaf))
     if rows:
-        session.execute(insert(_RECORDS), rows)  # the table itself: no ORM bookkeeping per row
+        head.seq, head.hash = seq, prev
+        _insert_records(session, rows)
     session.flush()
     return head.seq
+
+
+_INSERT_COLUMNS = (*RECORD_FIELDS, "hash")
+_PARAMETER_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric_dollar": "${}", "numeric": ":{}"}
+
+
+def _insert_records(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Insert records given as tuples of :data:`_INSERT_COLUMNS`, in one statement run for every row by
+    the database driver itself (plain strings and integers: nothing to convert per row)."""
+    connection = session.connection()
+    mark = _PARAMETER_MARKS[connection.dialect.paramstyle]
+    marks = ", ".join(mark.format(i + 1) for i in range(len(_INSERT_COLUMNS)))
+    connection.exec_driver_sql(
+        f"INSERT INTO {_RECORDS.name} ({', '.join(_INSERT_COLUMNS)}) VALUES ({marks})", rows)
 
 
 def append(
@@ -226,7 +267,7 @@ def append(
     head, pending = _begin_append(session, key)
     seq = head.seq + 1
     entry = Entry(actor, action, object_type, object_id, case_number, reason, details, at)
-    fields = _fields(seq, head.hash, entry)
+    fields = _fields(seq, head.hash, _placeless(entry))
     leaf = record_leaf(fields)
     record = AuditRecord(**fields, hash=hashlib.sha256(leaf).hexdigest())
     session.add(record)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from fundtrail.api.access import Action
-from fundtrail.api.deps import CaseAccess, Limit, Offset, case_data
+from fundtrail.api.deps import CaseAccess, Limit, Offset, ReasonHeader, User, case_data, clean_reason
 from fundtrail.api.schemas import (
     CONFLICT,
     CaseCreate,
@@ -62,10 +62,13 @@ def create_case(body: CaseCreate, access: Annotated[CaseAccess, Depends(case_dat
 
 
 @router.get("/cases/{number}", operation_id="get_case", response_model=CaseDocument, summary="A case")
-async def get_case(number: CaseNumberPath,
-                   access: Annotated[CaseAccess, Depends(case_data(Action.CASE_READ))]) -> Response:
+async def get_case(request: Request, number: CaseNumberPath, principal: User,
+                   x_reason: ReasonHeader = None) -> Response:
     """The case with its people, tasks, subjects, evidence, requests and recovery entries. A case out of
     your reach answers 404, as one that does not exist."""
+    # The busiest read: what case_data(Action.CASE_READ) gives, built here with one dependency (the
+    # signed-in user) instead of three, as each costs the framework's work on every request.
+    access = CaseAccess(request, principal, Action.CASE_READ, clean_reason(x_reason))
     # the document as the response model encodes it, kept while the case data does not change
     return Response(await access.read_case(number), media_type="application/json")
 
