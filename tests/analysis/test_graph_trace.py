@@ -19,6 +19,17 @@ from fundtrail.analysis.tracing.result import FlowSource
 from fundtrail.store.chainstore import ChainStore
 
 
+def seeded_world(store: ChainStore, seed: int, n_blocks: int, change: bool) -> list[str]:
+    """Write a random world into ``store`` (with change detection when ``change``); up to four seed
+    transactions of its first two blocks."""
+    blocks = world(seed, n_blocks)
+    for batch in blocks:
+        store.write_batch(batch)
+    if change:
+        detect_change(store, CHAIN)
+    return [t for b in blocks[:2] for t in b.tx_txid][:4]
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10**6), n_blocks=st.integers(2, 12), policy=st.sampled_from(["haircut", "poison",
                                                                                        "fifo"]),
@@ -26,12 +37,7 @@ from fundtrail.store.chainstore import ChainStore
 def test_documents_from_columns_equal_documents_from_flows(seed: int, n_blocks: int, policy: str,
                                                            change: bool, max_hops: int) -> None:
     with ChainStore(":memory:") as store:
-        blocks = world(seed, n_blocks)
-        for batch in blocks:
-            store.write_batch(batch)
-        if change:
-            detect_change(store, CHAIN)
-        for address in [t for b in blocks[:2] for t in b.tx_txid][:4]:
+        for address in seeded_world(store, seed, n_blocks, change):
             columns = trace_funds(store, CHAIN, [address], policy=policy, max_hops=max_hops)
             assert isinstance(columns._flows, FlowSource)
             objects = trace_funds(store, CHAIN, [address], policy=policy, max_hops=max_hops)

@@ -19,7 +19,8 @@ and says why:
 The package: :mod:`.params` (the options, one validated value), :mod:`.result` (the result model and
 its JSON document), :mod:`.seeds`, :mod:`.queries` (SQL shared with path search), :mod:`.attribution`
 (the attribution cache), :mod:`.owners` (same-owner rules), :mod:`.utxo` and :mod:`.account` (the two
-engines), :mod:`.crosschain` (a forward trace goes on across stored conversions: swaps, bridges, pools,
+engines; :mod:`.forward_flows` keeps a forward UTXO trace's flows as columns and builds their documents
+from them), :mod:`.crosschain` (a forward trace goes on across stored conversions: swaps, bridges, pools,
 onto other assets and chains, unless ``follow_conversions`` is off), :mod:`.screening` (every flow and
 endpoint against the sanctions lists in force on the day of its transaction) and :mod:`.service`
 (``trace_funds``).

@@ -218,8 +218,10 @@ def follow_conversions(store: ChainStore, result: TraceResult, params: TracePara
     if params.direction is not Direction.FORWARD or not params.follow_conversions:
         return result
     if lists is not None:  # nothing to cross and no pool to mark: the result as it is, asking nothing
-        resting = {e.address for e in result.endpoints if e.address is not None and e.txid is None}
         pools = lists.pools.get(result.chain, frozenset())
+        if not lists.conversion_in and not pools:  # a store without conversions: no endpoint to look at
+            return result
+        resting = {e.address for e in result.endpoints if e.address is not None and e.txid is None}
         if not lists.reaches_conversion(result.chain, resting) and not any(
                 e.address in pools and e.category is None and e.tainted_value > 0 for e in result.endpoints):
             return result

@@ -57,10 +57,12 @@ class Endpoint:
 
     def to_dict(self) -> dict[str, Any]:
         """The endpoint as a JSON object (values as strings)."""
-        doc: dict[str, Any] = {} if self.chain is None else {"chain": self.chain}
-        doc.update({"address": self.address, "txid": self.txid, "asset": self.asset, "cluster": self.cluster,
-                    "entity": self.entity, "category": self.category, "jurisdiction": self.jurisdiction,
-                    "tainted_value": str(self.tainted_value), "hops": self.hops, "reason": self.reason})
+        doc: dict[str, Any] = {
+            "address": self.address, "txid": self.txid, "asset": self.asset, "cluster": self.cluster,
+            "entity": self.entity, "category": self.category, "jurisdiction": self.jurisdiction,
+            "tainted_value": str(self.tainted_value), "hops": self.hops, "reason": self.reason}
+        if self.chain is not None:
+            doc = {"chain": self.chain, **doc}
         if self.sanctioned:
             doc["sanctioned"] = True
             doc["sanctions_lists"] = list(self.sanctioned)
@@ -219,12 +221,14 @@ class TraceResult:
 
     def _totals(self, n_flows: int) -> dict[str, Any]:
         assets: dict[str, dict[str, Any]] = {}
-        names = sorted(set(self.seeded) | {self.asset_key(e) for e in self.endpoints} | set(self.fees))
+        reasons: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        base = self.chain
+        for e in self.endpoints:  # one pass: the asset key of each endpoint (as asset_key), then its reason
+            key = e.asset if e.chain is None or e.chain == base else f"{e.chain}:{e.asset}"
+            reasons[key][e.reason] += e.tainted_value
+        names = sorted(set(self.seeded) | set(reasons) | set(self.fees))
         for asset in names:
-            by_reason: dict[str, int] = defaultdict(int)
-            for e in self.endpoints:
-                if self.asset_key(e) == asset:
-                    by_reason[e.reason] += e.tainted_value
+            by_reason = reasons.get(asset, {})
             assets[asset] = {
                 "seeded": str(self.seeded.get(asset, 0)),
                 "endpoints": str(sum(by_reason.values())),
@@ -249,10 +253,14 @@ class TraceResult:
     def _document(self) -> dict[str, Any]:
         stopped = []
         for e in self.stopped:
-            item: dict[str, Any] = {} if e.chain is None else {"chain": e.chain}
-            item.update({"txid": e.txid} if e.address is None and e.txid else {"address": e.address})
-            item.update({"reason": e.reason, "asset": e.asset, "tainted_value": str(e.tainted_value),
-                         "hops": e.hops})
+            if e.address is None and e.txid:
+                item: dict[str, Any] = {"txid": e.txid, "reason": e.reason, "asset": e.asset,
+                                        "tainted_value": str(e.tainted_value), "hops": e.hops}
+            else:
+                item = {"address": e.address, "reason": e.reason, "asset": e.asset,
+                        "tainted_value": str(e.tainted_value), "hops": e.hops}
+            if e.chain is not None:
+                item = {"chain": e.chain, **item}
             if e.degree is not None:
                 item["degree"] = e.degree
             if e.reason == "service":

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from fundtrail.analysis.tracing.queries import tx_exists as stored_tx
-from fundtrail.domain.addresses import canonical_address, is_valid_address
+from fundtrail.domain.addresses import canonical_address
 from fundtrail.domain.chains import get_chain
 from fundtrail.errors import InvalidAddressError, NotFoundError
 from fundtrail.store.chainstore import ChainStore
@@ -23,6 +24,16 @@ class Seed:
     text: str
     txid: str | None = None
     n: int | None = None
+
+
+@lru_cache(maxsize=4096)
+def _address_form(chain: str, raw: str) -> str | None:
+    """The canonical form of ``raw`` when it is an address valid for ``chain``, else None (kept: a seed is
+    checked, then parsed, and often traced again)."""
+    try:
+        return canonical_address(chain, raw)
+    except InvalidAddressError:
+        return None
 
 
 def normalise_txid(chain: str, txid: str) -> str:
@@ -50,8 +61,9 @@ def parse_seed(store: ChainStore, chain: str, text: str,
         if not exists(txid):
             raise NotFoundError(f"{chain} transaction", txid)
         return Seed("output", f"{txid}:{int(tail)}", txid, int(tail))
-    if is_valid_address(chain, raw):
-        return Seed("address", canonical_address(chain, raw))
+    address = _address_form(chain, raw)
+    if address is not None:
+        return Seed("address", address)
     txid = normalise_txid(chain, raw)
     if _TXID.match(raw):
         if not exists(txid):
@@ -67,7 +79,7 @@ def check_seed_shape(store: ChainStore, chain: str, text: str) -> None:
     """Raise InvalidAddressError for a seed that is neither an address, a txid nor ``txid:n``."""
     raw = text.strip()
     head, sep, tail = raw.rpartition(":")
-    if (sep and tail.isdigit() and head) or is_valid_address(chain, raw) or _TXID.match(raw):
+    if (sep and tail.isdigit() and head) or _address_form(chain, raw) is not None or _TXID.match(raw):
         return
     if not stored_tx(store, chain, raw):
         canonical_address(chain, raw)  # raises with the reason

@@ -11,7 +11,7 @@ from fundtrail.analysis.tracing.account import trace_account
 from fundtrail.analysis.tracing.crosschain import follow_conversions
 from fundtrail.analysis.tracing.lists import trace_lists
 from fundtrail.analysis.tracing.params import TraceParams
-from fundtrail.analysis.tracing.result import TraceResult
+from fundtrail.analysis.tracing.result import TraceResult, bulk
 from fundtrail.analysis.tracing.screening import screen_trace
 from fundtrail.analysis.tracing.seeds import Seed, check_seed_shape, parse_seed
 from fundtrail.analysis.tracing.utxo import UtxoTrace
@@ -46,7 +46,8 @@ def trace_funds(store: ChainStore, chain: str, seeds: Sequence[str], params: Tra
             check_seed_shape(store, chain, s)
         trace = UtxoTrace(store, chain, params, snap)
         parsed = [parse_seed(store, chain, s, lambda txid: trace.g.find_tx(txid) >= 0) for s in seeds]
-        result = trace.run(parsed)
+        with bulk():  # the engine makes arrays and acyclic lists: no cycle for the collector to find
+            result = trace.run(parsed)
     else:
         parsed = [parse_seed(store, chain, s) for s in seeds]
         result = trace_account(store, chain, params, parsed)

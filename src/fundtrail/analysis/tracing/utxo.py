@@ -21,10 +21,11 @@ import numpy as np
 
 from fundtrail.analysis.graph import Snapshot, UtxoGraph, snapshot, take_texts, utxo_graph
 from fundtrail.analysis.tracing.attribution import attribution_index
+from fundtrail.analysis.tracing.forward_flows import ForwardFlows, primary_links
 from fundtrail.analysis.tracing.owners import RULE_EVIDENCE, RULE_NAMES, pays_a_funder, same_owner_rules
 from fundtrail.analysis.tracing.params import TraceParams
 from fundtrail.analysis.tracing.queries import address_id, address_texts
-from fundtrail.analysis.tracing.result import Endpoint, Flow, FlowInput, FlowSource, TraceResult, bulk
+from fundtrail.analysis.tracing.result import Endpoint, Flow, FlowSource, TraceResult, bulk
 from fundtrail.analysis.tracing.seeds import Seed
 from fundtrail.domain.chains import NATIVE_ASSET
 from fundtrail.domain.taint import (
@@ -51,23 +52,30 @@ _NEVER = np.iinfo(np.int16).max
 """Explore: the hop and step of an output or transaction not reached (limits stay below it)."""
 
 
-def _group_sum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Sum of consecutive groups of ``values`` (exact)."""
-    out = np.zeros(len(counts), dtype=values.dtype if values.dtype == object else np.int64)
-    nonempty = counts > 0
-    if nonempty.any():
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        out[nonempty] = np.add.reduceat(values, starts[nonempty])
-    return out
+class _Groups:
+    """Consecutive groups of ``counts`` rows: exact sums and minimums per group (the group starts are
+    computed once for every reduction over the same groups)."""
 
+    __slots__ = ("n", "nonempty", "starts")
 
-def _group_min(values: np.ndarray, counts: np.ndarray, empty: int) -> np.ndarray:
-    out = np.full(len(counts), empty, dtype=np.int64)
-    nonempty = counts > 0
-    if nonempty.any():
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        out[nonempty] = np.minimum.reduceat(values, starts[nonempty])
-    return out
+    def __init__(self, counts: np.ndarray) -> None:
+        self.n = len(counts)
+        self.nonempty = counts > 0
+        self.starts = np.concatenate(([0], np.cumsum(counts)[:-1]))[self.nonempty]
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """Sum of each group (0 for an empty one)."""
+        out = np.zeros(self.n, dtype=values.dtype if values.dtype == object else np.int64)
+        if len(self.starts):
+            out[self.nonempty] = np.add.reduceat(values, self.starts)
+        return out
+
+    def min(self, values: np.ndarray, empty: int) -> np.ndarray:
+        """Minimum of each group (``empty`` for an empty one)."""
+        out = np.full(self.n, empty, dtype=np.int64)
+        if len(self.starts):
+            out[self.nonempty] = np.minimum.reduceat(values, self.starts)
+        return out
 
 
 def _levels(graph: UtxoGraph, txs: np.ndarray, *, backward: bool) -> np.ndarray:
@@ -396,9 +404,10 @@ class UtxoTrace:
             pos, found = local.find(g.in_prev[in_rows])
             prop = self.propagating(local, pos, found)
             amounts = np.where(prop, local.taint[pos], 0).astype(self.dtype)
-            tainted_in = _group_sum(amounts, in_counts)
-            hop = _group_min(np.where(prop, local.hop[pos], _BIG_HOP), in_counts, _BIG_HOP)
-            step = _group_min(np.where(prop, local.step[pos], _BIG_HOP), in_counts, _BIG_HOP) + 1
+            ins = _Groups(in_counts)
+            tainted_in = ins.sum(amounts)
+            hop = ins.min(np.where(prop, local.hop[pos], _BIG_HOP), _BIG_HOP)
+            step = ins.min(np.where(prop, local.step[pos], _BIG_HOP), _BIG_HOP) + 1
             live = tainted_in > 0
             if not live.any():
                 continue
@@ -407,10 +416,10 @@ class UtxoTrace:
             values = g.out_value[out_rows]
             if self.p.policy is TaintPolicy.HAIRCUT:
                 shares = haircut_shares_grouped(out_counts, tainted_in, g.tx_in_total[txs], values)
-                self.fee_taint += int((tainted_in - _group_sum(shares, out_counts)).sum())
+                self.fee_taint += int((tainted_in - _Groups(out_counts).sum(shares)).sum())
             else:
                 shares = np.where(np.repeat(live, out_counts), values, 0)
-                fees = np.maximum(g.tx_in_total[txs] - _group_sum(values, out_counts), 0)
+                fees = np.maximum(g.tx_in_total[txs] - _Groups(out_counts).sum(values), 0)
                 self.fee_taint += int(np.where(live, fees, 0).sum())
             opos, _ = local.find(out_rows)
             self._write_outputs(local, opos, shares, np.repeat(hop, out_counts) + (local.owner[opos] == 0),
@@ -490,10 +499,11 @@ class UtxoTrace:
             pos, found = local.find(out_rows)
             prop = self.propagating(local, pos, found)
             amounts = np.where(prop, local.taint[pos], 0).astype(self.dtype)
-            interest = _group_sum(amounts, out_counts)
+            outs = _Groups(out_counts)
+            interest = outs.sum(amounts)
             via = local.hop[pos] + (local.owner[pos] == 0)
-            hop = _group_min(np.where(prop, via, _BIG_HOP), out_counts, _BIG_HOP)
-            step = _group_min(np.where(prop, local.step[pos], _BIG_HOP), out_counts, _BIG_HOP) + 1
+            hop = outs.min(np.where(prop, via, _BIG_HOP), _BIG_HOP)
+            step = outs.min(np.where(prop, local.step[pos], _BIG_HOP), _BIG_HOP) + 1
             live = interest > 0
             if not live.any():
                 continue
@@ -501,9 +511,10 @@ class UtxoTrace:
             in_rows = g.inputs_of(txs)
             values = g.in_value[in_rows]
             if self.p.policy is TaintPolicy.HAIRCUT:
-                whole = _group_sum(values, in_counts)
+                ins = _Groups(in_counts)
+                whole = ins.sum(values)
                 shares = haircut_shares_grouped(in_counts, np.minimum(interest, whole), whole, values)
-                rest = interest - _group_sum(shares, in_counts)
+                rest = interest - ins.sum(shares)
                 for i in np.flatnonzero(rest > 0).tolist():
                     self.unattributed.append((int(txs[i]), int(rest[i]), int(hop[i])))
             else:
@@ -649,7 +660,10 @@ class UtxoTrace:
         hubs = [v[0] for k, v in merged.items() if k[2] == "hub"]
         degrees = dict(zip(hubs, self.g.degree(np.array(hubs, dtype=np.int64)).tolist(), strict=True))
         endpoints = []
-        for (address, txid, name), (a, amount, hop) in merged.items():
+        # in Endpoint.sort_key order (chain and asset are the same for all): largest value first, then names
+        items = sorted(merged.items(), key=lambda item: (-item[1][1], item[0][0] or "", item[0][1] or "",
+                                                          item[0][2]))
+        for (address, txid, name), (a, amount, hop) in items:
             att = known.get(a)
             if att is None:
                 category = "coinjoin" if name == "coinjoin" else "coinbase" if name == "coinbase" else None
@@ -662,7 +676,6 @@ class UtxoTrace:
             endpoints.append(Endpoint(address, txid, NATIVE_ASSET, name, amount, hop, clusters.get(a),
                                       att.entity, category, att.jurisdiction,
                                       degrees.get(a) if name == "hub" else None, att.abuse))
-        endpoints.sort(key=Endpoint.sort_key)
         return endpoints
 
     def _txid_column(self, txs: np.ndarray) -> list[str | None]:
@@ -678,6 +691,8 @@ class UtxoTrace:
         g = self.g
         if g.addr_text is not None:
             ok = (ids >= 0) & (ids < len(g.addr_text))
+            if ok.all():
+                return take_texts(g.addr_text, ids)
             taken = take_texts(g.addr_text, np.where(ok, ids, 0))
             return [t if k else None for t, k in zip(taken, ok.tolist(), strict=True)]
         texts = self._texts(ids.tolist())
@@ -687,20 +702,6 @@ class UtxoTrace:
         wanted = [int(i) for i in ids if int(i) >= 0]
         texts = self.g.address_texts(wanted)
         return texts if texts is not None else address_texts(self.store, self.chain, wanted)
-
-    def _primary(self, link_tx: np.ndarray, link_row: np.ndarray, link_amount: np.ndarray,
-                 n_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per transaction (sorted), the link row that brought the most value (lowest n on ties)."""
-        if len(link_tx) == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        amount = link_amount
-        if amount.dtype == object:  # amounts beyond int64: sort by rank
-            amount = np.unique(amount, return_inverse=True)[1]
-        order = np.lexsort((link_row, -n_of[link_row], amount, link_tx))
-        tx = link_tx[order]
-        last = np.ones(len(tx), dtype=bool)
-        last[:-1] = tx[1:] != tx[:-1]
-        return tx[last], link_row[order][last]
 
     def _forward_flows(self, local: _Local) -> FlowSource:
         """Flows of a forward trace: every output that received taint, built on demand."""
@@ -722,119 +723,9 @@ class UtxoTrace:
         rule = {TaintPolicy.HAIRCUT: "haircut: outputs share the tainted input value in proportion",
                 TaintPolicy.POISON: "poison: every output of a transaction with a tainted input",
                 TaintPolicy.FIFO: "fifo: inputs in order fill outputs in order"}[p.policy]
-
-        prepared: list[tuple[Any, ...]] = []
-
-        def columns() -> tuple[Any, ...]:
-            if prepared:
-                return prepared[0]
-            change = pays_a_funder(g, out_rows).tolist()
-            ptx, prow = self._primary(link_tx, link_row, link_amount, g.in_n)
-            evidence = self._spent_evidence(link_tx, link_row, link_amount, rule)
-            from_ids = g.in_addr[prow[np.searchsorted(ptx, flow_tx)]] if len(ptx) else flow_tx * 0 - 1
-            from_text = self._text_column(from_ids)
-            to_text = self._text_column(g.out_addr[out_rows])
-            codes = g.out_change[out_rows].tolist()
-            evidences = []
-            for t, is_change, code, kept in zip(flow_tx.tolist(), change, codes, owner_rule.tolist(),
-                                                strict=True):
-                ev = evidence[t]
-                if is_change:
-                    ev = ev + ("change heuristic: output pays an address that funded the transaction",)
-                if code:
-                    ev = ev + (f"change heuristic: {g.change_names[code - 1]}",)
-                if kept:
-                    ev = ev + (RULE_EVIDENCE[kept],)
-                evidences.append(ev)
-            prepared.append((flow_tx.tolist(), g.txids(flow_tx), from_text, to_text,
-                             g.out_value[out_rows].tolist(), amount.tolist(), flow_hop.tolist(),
-                             flow_step.tolist(), owner_rule.tolist(), g.out_n[out_rows].tolist(), evidences))
-            return prepared[0]
-
-        def build() -> list[Flow]:
-            cols = columns()
-            inputs = self._flow_inputs(flow_tx, link_row, link_amount)
-            return [Flow(txid, src, dst, NATIVE_ASSET, value, a, h, ev, output=n, step=s,
-                         same_owner=RULE_NAMES.get(kept), inputs=inputs.get(t, ()))
-                    for t, txid, src, dst, value, a, h, s, kept, n, ev in zip(*cols, strict=True)]
-
-        def documents() -> list[dict[str, Any]]:
-            """The flows' documents in the flows' order, built from the columns (no Flow objects)."""
-            cols = columns()
-            txs, txids, src, dst, values, amounts, hops, steps, kept, ns, evidences = cols
-            if not txids:
-                return []
-            rank = np.unique(np.array(txids), return_inverse=True)[1]
-            order = np.lexsort((np.asarray(ns), rank, flow_step, flow_hop)).tolist()
-            input_docs = self._flow_input_docs(flow_tx, link_row, link_amount)
-            docs = []
-            for i in order:
-                doc: dict[str, Any] = {"txid": txids[i], "from": src[i], "to": dst[i], "asset": NATIVE_ASSET,
-                                       "value": str(values[i]), "tainted_value": str(amounts[i]),
-                                       "hop": hops[i], "step": steps[i]}
-                name = RULE_NAMES.get(kept[i])
-                if name is not None:
-                    doc["same_owner"] = name
-                doc["output"] = ns[i]
-                items = input_docs.get(txs[i])
-                if items:
-                    doc["inputs"] = [dict(d) for d in items]
-                doc["evidence"] = list(evidences[i])
-                docs.append(doc)
-            return docs
-
-        return FlowSource(build, documents)
-
-    def _flow_input_columns(self, flow_tx: np.ndarray, link_row: np.ndarray, link_amount: np.ndarray
-                            ) -> list[tuple[int, int, str | None, int | None, int]]:
-        """Forward: every input of each multi-input transaction of the flows, with the traced value it
-        brought (the links), so that each sender of a consolidation is drawn, not only the largest:
-        (transaction, n, address, value or None when unresolved, tainted value), in input order."""
-        g = self.g
-        txs = np.unique(flow_tx)
-        txs = txs[(g.tx_in_ptr[txs + 1] - g.tx_in_ptr[txs]) > 1]
-        if len(txs) == 0:
-            return []
-        rows = g.inputs_of(txs)
-        tainted = dict(zip(link_row.tolist(), link_amount.tolist(), strict=True))
-        columns = zip(g.in_tx[rows].tolist(), rows.tolist(), g.in_n[rows].tolist(),
-                      self._text_column(g.in_addr[rows]), g.in_value[rows].tolist(),
-                      g.in_resolved[rows].tolist(), strict=True)
-        return [(t, n, address, int(value) if resolved else None, int(tainted.get(row, 0)))
-                for t, row, n, address, value, resolved in columns]
-
-    def _flow_inputs(self, flow_tx: np.ndarray, link_row: np.ndarray, link_amount: np.ndarray
-                     ) -> dict[int, tuple[FlowInput, ...]]:
-        """The inputs of :meth:`_flow_input_columns` as FlowInput values, per transaction."""
-        out: dict[int, list[FlowInput]] = defaultdict(list)
-        for t, n, address, value, tainted in self._flow_input_columns(flow_tx, link_row, link_amount):
-            out[t].append(FlowInput(n, address, value, tainted))
-        return {t: tuple(items) for t, items in out.items()}
-
-    def _flow_input_docs(self, flow_tx: np.ndarray, link_row: np.ndarray, link_amount: np.ndarray
-                         ) -> dict[int, list[dict[str, Any]]]:
-        """The inputs of :meth:`_flow_input_columns` as documents (``FlowInput.to_dict``), per transaction."""
-        out: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for t, n, address, value, tainted in self._flow_input_columns(flow_tx, link_row, link_amount):
-            out[t].append({"input": n, "address": address, "value": None if value is None else str(value),
-                           "tainted_value": str(tainted)})
-        return out
-
-    def _spent_evidence(self, link_tx: np.ndarray, link_row: np.ndarray, link_amount: np.ndarray,
-                        rule: str) -> dict[int, tuple[str, ...]]:
-        """Forward: per transaction, the tainted outputs its inputs spent (in input order), then the rule."""
-        g = self.g
-        if len(link_tx) == 0:
-            return {}
-        order = np.lexsort((g.in_n[link_row], link_tx))
-        tx, row = link_tx[order], link_row[order]
-        prev = g.in_prev[row]
-        amounts = link_amount[order].tolist()
-        columns = zip(g.txids(g.out_tx[prev]), g.out_n[prev].tolist(), amounts, strict=True)
-        texts = [f"spent output {ptxid}:{pn} ({a} tainted)" for ptxid, pn, a in columns]
-        starts = np.flatnonzero(np.concatenate(([True], tx[1:] != tx[:-1]))).tolist()
-        ends = [*starts[1:], len(texts)]
-        return {t: (*texts[a:b], rule) for t, a, b in zip(tx[starts].tolist(), starts, ends, strict=True)}
+        return ForwardFlows(g, self._text_column, rule, tx=flow_tx, row=out_rows, amount=amount, hop=flow_hop,
+                            step=flow_step, owner=owner_rule, link_tx=link_tx, link_row=link_row,
+                            link_amount=link_amount).source()
 
     def _backward_flows(self, local: _Local) -> Callable[[], list[Flow]]:
         """Flows of a backward trace: every input that supplied value of interest, built on demand."""
@@ -846,7 +737,7 @@ class UtxoTrace:
                 TaintPolicy.FIFO: "fifo: inputs in order fill outputs in order"}[p.policy]
 
         def build() -> list[Flow]:
-            primary = dict(zip(*(a.tolist() for a in self._primary(link_tx, link_row, link_amount, g.out_n)),
+            primary = dict(zip(*(a.tolist() for a in primary_links(link_tx, link_row, link_amount, g.out_n)),
                                strict=True))
             funds: dict[int, list[int]] = defaultdict(list)
             for t, r in zip(link_tx.tolist(), link_row.tolist(), strict=True):
