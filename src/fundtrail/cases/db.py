@@ -97,26 +97,32 @@ SNAPSHOT_POOL = 16
 """Connections the snapshot engine keeps open (more are opened, and closed again, under load)."""
 
 
+def _sqlite_reader(engine: Engine, *pragmas: str) -> Engine:
+    """Make ``engine``'s SQLite connections readers: ``pragmas`` run on each new connection, and each
+    transaction begins DEFERRED (no write lock; its snapshot starts at its first read)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in pragmas:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN DEFERRED")
+
+    return engine
+
+
 def make_snapshot_engine(url: str) -> Engine:
     """An engine for consistent reads beside a writer: no write lock taken, writes refused."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
                                pool_size=SNAPSHOT_POOL, max_overflow=4 * SNAPSHOT_POOL)
-
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi_connection: Any, record: Any) -> None:
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=60000")
-            cursor.execute("PRAGMA query_only=ON")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN DEFERRED")  # a reader: its snapshot starts at its first read
-
-        return engine
+        return _sqlite_reader(engine, "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=60000",
+                              "PRAGMA query_only=ON")
     engine = create_engine(url, pool_pre_ping=True, pool_size=SNAPSHOT_POOL, max_overflow=SNAPSHOT_POOL)
 
     @event.listens_for(engine, "begin")
@@ -142,20 +148,7 @@ def make_read_only_engine(url: str) -> Engine:
     """An engine for ``url`` that cannot write: a read-only SQLite file, or READ ONLY PostgreSQL."""
     if url.startswith("sqlite"):
         engine = create_engine(_read_only_sqlite_url(url), connect_args={"timeout": 60})
-
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi_connection: Any, record: Any) -> None:
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA query_only=ON")
-            cursor.execute("PRAGMA busy_timeout=60000")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN DEFERRED")  # a reader: no write lock
-
-        return engine
+        return _sqlite_reader(engine, "PRAGMA query_only=ON", "PRAGMA busy_timeout=60000")
     engine = create_engine(url, pool_pre_ping=True)
 
     @event.listens_for(engine, "begin")
